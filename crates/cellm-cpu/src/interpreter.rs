@@ -1,0 +1,106 @@
+//! Runs a graph on the CPU in topological order, binding symbolic dims from the
+//! inputs and freeing each intermediate after its last reader.
+
+use anyhow::{anyhow, bail, Result};
+use cellm_ir::{Dim, Graph, Tensor};
+use std::collections::HashMap;
+
+/// Symbol → size, bound from the inputs of one run.
+pub type Bindings = HashMap<String, usize>;
+
+/// Checks `inputs` against the graph's declared inputs and binds symbolic
+/// dims; errors name the input and the offending dim.
+pub fn bind_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Bindings> {
+    let mut bindings = Bindings::new();
+    for &v in &graph.inputs {
+        let info = &graph.values[v];
+        let t = inputs.get(&info.name).ok_or_else(|| anyhow!("missing input '{}'", info.name))?;
+        let Some(fact) = &info.fact else { continue };
+        if t.dtype() != fact.dtype {
+            bail!("input '{}' must be {} but is {}", info.name, fact.dtype, t.dtype());
+        }
+        let Some(shape) = &fact.shape else { continue };
+        if shape.len() != t.rank() {
+            bail!(
+                "input '{}' must have rank {} ({}) but has shape {:?}",
+                info.name,
+                shape.len(),
+                cellm_ir::shape::fmt_shape(shape),
+                t.shape()
+            );
+        }
+        for (i, (d, &n)) in shape.iter().zip(t.shape()).enumerate() {
+            match d {
+                Dim::Known(k) if *k != n => bail!(
+                    "input '{}' dim {i} must be {k} but is {n} (shape {:?})",
+                    info.name,
+                    t.shape()
+                ),
+                Dim::Sym(s) => match bindings.get(s) {
+                    Some(&prev) if prev != n => bail!(
+                        "input '{}' dim {i} ('{s}') is {n}, but another input set '{s}' = {prev}",
+                        info.name
+                    ),
+                    _ => {
+                        bindings.insert(s.clone(), n);
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+    for name in inputs.keys() {
+        if graph.find(name).is_none_or(|v| !graph.inputs.contains(&v)) {
+            bail!("'{name}' is not an input of graph '{}'", graph.name);
+        }
+    }
+    Ok(bindings)
+}
+
+/// Runs `graph` on `inputs` (by input name) and returns the graph outputs by name.
+pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    bind_inputs(graph, inputs)?;
+    let order = graph.topo_order()?;
+    let mut uses = graph.use_counts();
+    let mut values: Vec<Option<Tensor>> = vec![None; graph.values.len()];
+    for &v in &graph.inputs {
+        values[v] = inputs.get(&graph.values[v].name).cloned();
+    }
+    for (&v, t) in &graph.initializers {
+        values[v] = Some(t.clone());
+    }
+    for ix in order {
+        let node = &graph.nodes[ix];
+        let args: Vec<Option<&Tensor>> = node
+            .inputs
+            .iter()
+            .map(|v| match v {
+                Some(v) => values[*v]
+                    .as_ref()
+                    .map(Some)
+                    .ok_or_else(|| anyhow!("value '{}' is not available", graph.values[*v].name)),
+                None => Ok(None),
+            })
+            .collect::<Result<_>>()
+            .map_err(|e| anyhow!("node '{}' ({}): {e}", node.name, node.op.name()))?;
+        let outs = crate::ops::eval(&node.op, &args)
+            .map_err(|e| anyhow!("node '{}' ({}): {e:#}", node.name, node.op.name()))?;
+        for (slot, t) in node.outputs.iter().zip(outs) {
+            if let Some(v) = slot {
+                values[*v] = Some(t);
+            }
+        }
+        for v in node.inputs.iter().flatten() {
+            uses[*v] -= 1;
+            if uses[*v] == 0 && !graph.initializers.contains_key(v) {
+                values[*v] = None;
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for &v in &graph.outputs {
+        let t = values[v].clone().ok_or_else(|| anyhow!("output '{}' was not computed", graph.values[v].name))?;
+        out.insert(graph.values[v].name.clone(), t);
+    }
+    Ok(out)
+}

@@ -1,0 +1,75 @@
+//! CPU kernels, one file per op (same file names as `cellm-ir/src/ops`).
+
+use anyhow::Result;
+use cellm_ir::{Op, Tensor};
+
+pub mod common;
+pub mod binary;
+pub mod cast;
+pub mod concat;
+pub mod constant_of_shape;
+pub mod conv;
+pub mod expand;
+pub mod flatten;
+pub mod gather;
+pub mod gather_nd;
+pub mod layer_norm;
+pub mod mat_mul;
+pub mod multi_head_attention;
+pub mod non_zero;
+pub mod range;
+pub mod reduce;
+pub mod reshape;
+pub mod rotary_embedding;
+pub mod scatter_nd;
+pub mod shape_op;
+pub mod simplified_layer_norm;
+pub mod skip_simplified_layer_norm;
+pub mod slice;
+pub mod softmax;
+pub mod split;
+pub mod squeeze;
+pub mod tile;
+pub mod transpose;
+pub mod trilu;
+pub mod unary;
+pub mod unsqueeze;
+pub mod where_op;
+
+/// Runs one op on concrete inputs (`None` = omitted optional input) and
+/// returns all of its outputs in order.
+pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    match op {
+        Op::Unary(op) => unary::run(op, inputs),
+        Op::Binary(op) => binary::run(op, inputs),
+        Op::Cast(op) => cast::run(op, inputs),
+        Op::Where(op) => where_op::run(op, inputs),
+        Op::Concat(op) => concat::run(op, inputs),
+        Op::ConstantOfShape(op) => constant_of_shape::run(op, inputs),
+        Op::Conv(op) => conv::run(op, inputs),
+        Op::Expand(op) => expand::run(op, inputs),
+        Op::Flatten(op) => flatten::run(op, inputs),
+        Op::Gather(op) => gather::run(op, inputs),
+        Op::GatherND(op) => gather_nd::run(op, inputs),
+        Op::MatMul(op) => mat_mul::run(op, inputs),
+        Op::NonZero(op) => non_zero::run(op, inputs),
+        Op::Range(op) => range::run(op, inputs),
+        Op::Reduce(op) => reduce::run(op, inputs),
+        Op::Reshape(op) => reshape::run(op, inputs),
+        Op::ScatterND(op) => scatter_nd::run(op, inputs),
+        Op::Shape(op) => shape_op::run(op, inputs),
+        Op::Slice(op) => slice::run(op, inputs),
+        Op::Softmax(op) => softmax::run(op, inputs),
+        Op::Split(op) => split::run(op, inputs),
+        Op::Squeeze(op) => squeeze::run(op, inputs),
+        Op::Unsqueeze(op) => unsqueeze::run(op, inputs),
+        Op::Tile(op) => tile::run(op, inputs),
+        Op::Transpose(op) => transpose::run(op, inputs),
+        Op::Trilu(op) => trilu::run(op, inputs),
+        Op::LayerNormalization(op) => layer_norm::run(op, inputs),
+        Op::SimplifiedLayerNormalization(op) => simplified_layer_norm::run(op, inputs),
+        Op::SkipSimplifiedLayerNormalization(op) => skip_simplified_layer_norm::run(op, inputs),
+        Op::MultiHeadAttention(op) => multi_head_attention::run(op, inputs),
+        Op::RotaryEmbedding(op) => rotary_embedding::run(op, inputs),
+    }
+}

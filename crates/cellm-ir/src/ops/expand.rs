@@ -1,0 +1,15 @@
+//! Expand: Broadcast input 0 to the shape in input 1 (bidirectional).
+
+#[allow(unused_imports)]
+use super::{need, same_shape, Fact};
+#[allow(unused_imports)]
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expand;
+
+impl Expand {
+    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
+        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    }
+}

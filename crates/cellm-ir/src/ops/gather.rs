@@ -1,0 +1,17 @@
+//! Gather: Gather along `axis`; negative indices count from the end.
+
+#[allow(unused_imports)]
+use super::{need, same_shape, Fact};
+#[allow(unused_imports)]
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gather {
+    pub axis: i64,
+}
+
+impl Gather {
+    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
+        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    }
+}

@@ -1,0 +1,17 @@
+//! GatherND: GatherND with `batch_dims`.
+
+#[allow(unused_imports)]
+use super::{need, same_shape, Fact};
+#[allow(unused_imports)]
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatherND {
+    pub batch_dims: usize,
+}
+
+impl GatherND {
+    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
+        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    }
+}

@@ -1,0 +1,15 @@
+//! MatMul: numpy matmul: batched, broadcasting batch dims, 1-D operands promoted.
+
+#[allow(unused_imports)]
+use super::{need, same_shape, Fact};
+#[allow(unused_imports)]
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMul;
+
+impl MatMul {
+    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
+        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    }
+}

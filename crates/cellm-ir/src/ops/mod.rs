@@ -1,0 +1,176 @@
+//! The op set. One file per op (or op family); each holds the op's attributes
+//! and its dtype/shape inference. Kernels live in the backends under the same
+//! names (`cellm-cpu/src/ops/<op>.rs`, `shaders/<op>.wgsl`).
+
+use crate::{DType, SymShape, Tensor};
+
+pub mod binary;
+pub mod cast;
+pub mod concat;
+pub mod constant_of_shape;
+pub mod conv;
+pub mod expand;
+pub mod flatten;
+pub mod gather;
+pub mod gather_nd;
+pub mod layer_norm;
+pub mod mat_mul;
+pub mod multi_head_attention;
+pub mod non_zero;
+pub mod range;
+pub mod reduce;
+pub mod reshape;
+pub mod rotary_embedding;
+pub mod scatter_nd;
+pub mod shape_op;
+pub mod simplified_layer_norm;
+pub mod skip_simplified_layer_norm;
+pub mod slice;
+pub mod softmax;
+pub mod split;
+pub mod squeeze;
+pub mod tile;
+pub mod transpose;
+pub mod trilu;
+pub mod unary;
+pub mod unsqueeze;
+pub mod where_op;
+
+pub use binary::{Binary, BinaryOp};
+pub use cast::Cast;
+pub use concat::Concat;
+pub use constant_of_shape::ConstantOfShape;
+pub use conv::{AutoPad, Conv};
+pub use expand::Expand;
+pub use flatten::Flatten;
+pub use gather::Gather;
+pub use gather_nd::GatherND;
+pub use layer_norm::LayerNormalization;
+pub use mat_mul::MatMul;
+pub use multi_head_attention::MultiHeadAttention;
+pub use non_zero::NonZero;
+pub use range::Range;
+pub use reduce::{Reduce, ReduceKind};
+pub use reshape::Reshape;
+pub use rotary_embedding::RotaryEmbedding;
+pub use scatter_nd::{ScatterND, ScatterReduction};
+pub use shape_op::Shape;
+pub use simplified_layer_norm::SimplifiedLayerNormalization;
+pub use skip_simplified_layer_norm::SkipSimplifiedLayerNormalization;
+pub use slice::Slice;
+pub use softmax::Softmax;
+pub use split::Split;
+pub use squeeze::Squeeze;
+pub use tile::Tile;
+pub use transpose::Transpose;
+pub use trilu::Trilu;
+pub use unary::{Unary, UnaryOp};
+pub use unsqueeze::Unsqueeze;
+pub use where_op::Where;
+
+/// What is known about a value before the graph runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fact {
+    pub dtype: DType,
+    /// `None` when the rank is unknown.
+    pub shape: Option<SymShape>,
+}
+
+impl Fact {
+    pub fn new(dtype: DType, shape: Option<SymShape>) -> Fact {
+        Fact { dtype, shape }
+    }
+}
+
+/// Input `i`'s fact, or an error naming the missing input.
+pub(crate) fn need<'a>(inputs: &[Option<&'a Fact>], i: usize) -> anyhow::Result<&'a Fact> {
+    inputs.get(i).copied().flatten().ok_or_else(|| anyhow::anyhow!("input {i} is required"))
+}
+
+/// The shape of input `i`, when known.
+pub(crate) fn same_shape(inputs: &[Option<&Fact>], i: usize) -> Option<SymShape> {
+    inputs.get(i).copied().flatten().and_then(|f| f.shape.clone())
+}
+
+macro_rules! ops {
+    ($($variant:ident($ty:ty) = $domain:literal $name:literal),* $(,)?) => {
+        /// One operation of the graph.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $($variant($ty),)*
+        }
+
+        impl Op {
+            /// Output dtypes and shapes from what is known of the inputs
+            /// (`consts` holds the inputs whose values are known).
+            pub fn infer(&self, inputs: &[Option<&Fact>], consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
+                match self {
+                    $(Op::$variant(op) => op.infer(inputs, consts),)*
+                }
+            }
+
+            /// Domain of the op ("" for the ONNX default domain).
+            pub fn domain(&self) -> &'static str {
+                match self {
+                    $(Op::$variant(_) => $domain,)*
+                }
+            }
+
+            /// Op family name (for unary/binary families: the family).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Op::$variant(_) => $name,)*
+                }
+            }
+        }
+    };
+}
+
+ops! {
+    Unary(Unary) = "" "Unary",
+    Binary(Binary) = "" "Binary",
+    Cast(Cast) = "" "Cast",
+    Where(Where) = "" "Where",
+    Concat(Concat) = "" "Concat",
+    ConstantOfShape(ConstantOfShape) = "" "ConstantOfShape",
+    Conv(Conv) = "" "Conv",
+    Expand(Expand) = "" "Expand",
+    Flatten(Flatten) = "" "Flatten",
+    Gather(Gather) = "" "Gather",
+    GatherND(GatherND) = "" "GatherND",
+    MatMul(MatMul) = "" "MatMul",
+    NonZero(NonZero) = "" "NonZero",
+    Range(Range) = "" "Range",
+    Reduce(Reduce) = "" "Reduce",
+    Reshape(Reshape) = "" "Reshape",
+    ScatterND(ScatterND) = "" "ScatterND",
+    Shape(Shape) = "" "Shape",
+    Slice(Slice) = "" "Slice",
+    Softmax(Softmax) = "" "Softmax",
+    Split(Split) = "" "Split",
+    Squeeze(Squeeze) = "" "Squeeze",
+    Unsqueeze(Unsqueeze) = "" "Unsqueeze",
+    Tile(Tile) = "" "Tile",
+    Transpose(Transpose) = "" "Transpose",
+    Trilu(Trilu) = "" "Trilu",
+    LayerNormalization(LayerNormalization) = "" "LayerNormalization",
+    SimplifiedLayerNormalization(SimplifiedLayerNormalization) = "" "SimplifiedLayerNormalization",
+    SkipSimplifiedLayerNormalization(SkipSimplifiedLayerNormalization) = "com.microsoft" "SkipSimplifiedLayerNormalization",
+    MultiHeadAttention(MultiHeadAttention) = "com.microsoft" "MultiHeadAttention",
+    RotaryEmbedding(RotaryEmbedding) = "com.microsoft" "RotaryEmbedding",
+}
+
+impl Op {
+    /// The ONNX op type this op stands for (unary/binary ops by member).
+    pub fn name(&self) -> String {
+        match self {
+            Op::Unary(u) => format!("{:?}", u.op),
+            Op::Binary(b) => match b.op {
+                BinaryOp::Mod { .. } => "Mod".to_string(),
+                other => format!("{other:?}"),
+            },
+            Op::Reduce(r) => format!("Reduce{:?}", r.kind),
+            other => other.kind().to_string(),
+        }
+    }
+}

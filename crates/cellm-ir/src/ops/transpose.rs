@@ -1,0 +1,17 @@
+//! Transpose: Permute axes; no `perm` reverses them.
+
+#[allow(unused_imports)]
+use super::{need, same_shape, Fact};
+#[allow(unused_imports)]
+use crate::{DType, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transpose {
+    pub perm: Option<Vec<usize>>,
+}
+
+impl Transpose {
+    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
+        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    }
+}

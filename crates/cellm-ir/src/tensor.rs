@@ -1,0 +1,195 @@
+//! Dense tensors backed by reference-counted bytes.
+//!
+//! Storage is `bytes::Bytes`, so weights decoded from an mmap'd model stay in
+//! the page cache (no copy), and values made by kernels move in without a copy
+//! (`Bytes::from_owner`). Storage is always aligned for its dtype, so typed
+//! views are plain casts.
+
+use crate::dtype::DType;
+use crate::shape::numel;
+use bytes::Bytes;
+use half::f16;
+
+#[derive(Clone)]
+pub struct Tensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    data: Bytes,
+}
+
+/// Owner that lets a typed `Vec` become `Bytes` without a copy.
+struct VecOwner<T: bytemuck::Pod>(Vec<T>);
+
+impl<T: bytemuck::Pod> AsRef<[u8]> for VecOwner<T> {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+/// Element types that tensors can be built from and viewed as.
+pub trait Element: bytemuck::Pod + Send + Sync + 'static {
+    const DTYPE: DType;
+}
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+}
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+}
+impl Element for i64 {
+    const DTYPE: DType = DType::I64;
+}
+impl Element for i32 {
+    const DTYPE: DType = DType::I32;
+}
+impl Element for i8 {
+    const DTYPE: DType = DType::I8;
+}
+impl Element for u8 {
+    const DTYPE: DType = DType::U8;
+}
+
+impl Tensor {
+    /// A tensor from raw little-endian bytes. Copies only when `data` is not
+    /// aligned for `dtype` (possible for initializers inside a protobuf).
+    pub fn from_bytes(dtype: DType, shape: Vec<usize>, data: Bytes) -> anyhow::Result<Tensor> {
+        let want = numel(&shape) * dtype.size();
+        if data.len() != want {
+            anyhow::bail!(
+                "tensor of {dtype} {shape:?} needs {want} bytes but {} were given",
+                data.len()
+            );
+        }
+        let data = if (data.as_ptr() as usize) % dtype.size() != 0 {
+            let mut words = vec![0u64; want.div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..want].copy_from_slice(&data);
+            Bytes::from_owner(VecOwner(words)).slice(0..want)
+        } else {
+            data
+        };
+        Ok(Tensor { dtype, shape, data })
+    }
+
+    pub fn from_vec<T: Element>(shape: Vec<usize>, values: Vec<T>) -> Tensor {
+        assert_eq!(numel(&shape), values.len(), "shape {shape:?} does not match {} values", values.len());
+        Tensor { dtype: T::DTYPE, shape, data: Bytes::from_owner(VecOwner(values)) }
+    }
+
+    pub fn from_bools(shape: Vec<usize>, values: Vec<bool>) -> Tensor {
+        let bytes: Vec<u8> = values.into_iter().map(u8::from).collect();
+        let mut t = Tensor::from_vec(shape, bytes);
+        t.dtype = DType::Bool;
+        t
+    }
+
+    pub fn scalar<T: Element>(v: T) -> Tensor {
+        Tensor::from_vec(vec![], vec![v])
+    }
+
+    /// All-zero tensor.
+    pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
+        let n = numel(&shape) * dtype.size();
+        let words = vec![0u64; n.div_ceil(8)];
+        Tensor { dtype, shape, data: Bytes::from_owner(VecOwner(words)).slice(0..n) }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn len(&self) -> usize {
+        numel(&self.shape)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// Same data under another shape of equal size.
+    pub fn reshaped(&self, shape: Vec<usize>) -> anyhow::Result<Tensor> {
+        if numel(&shape) != self.len() {
+            anyhow::bail!("cannot reshape {:?} into {shape:?}", self.shape);
+        }
+        Ok(Tensor { dtype: self.dtype, shape, data: self.data.clone() })
+    }
+
+    /// Typed view; fails when the dtype differs.
+    pub fn view<T: Element>(&self) -> anyhow::Result<&[T]> {
+        let ok = self.dtype == T::DTYPE || (self.dtype == DType::Bool && T::DTYPE == DType::U8);
+        if !ok {
+            anyhow::bail!("expected a {} tensor, got {}", T::DTYPE, self.dtype);
+        }
+        Ok(bytemuck::cast_slice(&self.data))
+    }
+
+    pub fn f32s(&self) -> anyhow::Result<&[f32]> {
+        self.view::<f32>()
+    }
+    pub fn i64s(&self) -> anyhow::Result<&[i64]> {
+        self.view::<i64>()
+    }
+    pub fn bools(&self) -> anyhow::Result<&[u8]> {
+        if self.dtype != DType::Bool {
+            anyhow::bail!("expected a bool tensor, got {}", self.dtype);
+        }
+        Ok(&self.data)
+    }
+
+    /// Values converted to f64 (for comparisons and small host-side math).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        let b = &self.data[..];
+        match self.dtype {
+            DType::F32 => bytemuck::cast_slice::<u8, f32>(b).iter().map(|&v| v as f64).collect(),
+            DType::F16 => bytemuck::cast_slice::<u8, f16>(b).iter().map(|v| v.to_f64()).collect(),
+            DType::F64 => bytemuck::cast_slice::<u8, f64>(b).to_vec(),
+            DType::I64 => bytemuck::cast_slice::<u8, i64>(b).iter().map(|&v| v as f64).collect(),
+            DType::I32 => bytemuck::cast_slice::<u8, i32>(b).iter().map(|&v| v as f64).collect(),
+            DType::I8 => bytemuck::cast_slice::<u8, i8>(b).iter().map(|&v| v as f64).collect(),
+            DType::U8 | DType::Bool => b.iter().map(|&v| v as f64).collect(),
+        }
+    }
+
+    /// Integer values (for shape math): i64/i32/u8/i8/bool tensors.
+    pub fn to_i64_vec(&self) -> anyhow::Result<Vec<i64>> {
+        let b = &self.data[..];
+        Ok(match self.dtype {
+            DType::I64 => bytemuck::cast_slice::<u8, i64>(b).to_vec(),
+            DType::I32 => bytemuck::cast_slice::<u8, i32>(b).iter().map(|&v| v as i64).collect(),
+            DType::I8 => bytemuck::cast_slice::<u8, i8>(b).iter().map(|&v| v as i64).collect(),
+            DType::U8 | DType::Bool => b.iter().map(|&v| v as i64).collect(),
+            other => anyhow::bail!("expected an integer tensor, got {other}"),
+        })
+    }
+
+    /// f32 copy of a float tensor (f16/f64 converted).
+    pub fn to_f32_vec(&self) -> anyhow::Result<Vec<f32>> {
+        Ok(match self.dtype {
+            DType::F32 => self.f32s()?.to_vec(),
+            DType::F16 => self.view::<f16>()?.iter().map(|v| v.to_f32()).collect(),
+            DType::F64 => self.view::<f64>()?.iter().map(|&v| v as f32).collect(),
+            other => anyhow::bail!("expected a float tensor, got {other}"),
+        })
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({} {:?})", self.dtype, self.shape)
+    }
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        self.dtype == other.dtype && self.shape == other.shape && self.data == other.data
+    }
+}
