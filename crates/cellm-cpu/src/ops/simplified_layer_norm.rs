@@ -1,9 +1,59 @@
-//! CPU kernel for SimplifiedLayerNormalization.
+//! CPU kernel for SimplifiedLayerNormalization (onnxruntime's RMSNorm):
+//! y = x / sqrt(mean(x^2) + eps) * scale over the axes from `axis` on.
+//! Computed in f32 (f64 accumulation) and rounded to the input dtype.
+//! Outputs: Y and inv_std_var (f32, shape x.shape[..axis] + [1; rank - axis]).
 
-use anyhow::{bail, Result};
+use super::common::{broadcast_values_to, f32_to_tensor, f32_values, input};
+use super::layer_norm::split_at_axis;
+use anyhow::{bail, Context, Result};
 use cellm_ir::ops::SimplifiedLayerNormalization;
-use cellm_ir::Tensor;
+use cellm_ir::{DType, Tensor};
 
-pub fn run(_op: &SimplifiedLayerNormalization, _inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-    bail!("SimplifiedLayerNormalization is not implemented on the CPU yet")
+pub fn run(op: &SimplifiedLayerNormalization, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    let x = input(inputs, 0).context("SimplifiedLayerNormalization input X")?;
+    let scale = input(inputs, 1).context("SimplifiedLayerNormalization input scale")?;
+    if !matches!(x.dtype(), DType::F32 | DType::F16 | DType::F64) {
+        bail!(
+            "SimplifiedLayerNormalization: unsupported dtype {}",
+            x.dtype()
+        );
+    }
+    let (_, norm_shape, stat_shape) =
+        split_at_axis(x.shape(), op.axis).context("SimplifiedLayerNormalization")?;
+    let inner: usize = norm_shape.iter().product();
+    let xv = f32_values(x, "SimplifiedLayerNormalization X")?;
+    let sv = broadcast_values_to(
+        &f32_values(scale, "SimplifiedLayerNormalization scale")?,
+        scale.shape(),
+        &norm_shape,
+    )
+    .context("SimplifiedLayerNormalization scale")?;
+    let (y, inv) = rms_norm(&xv, &sv, inner, op.epsilon);
+    Ok(vec![
+        f32_to_tensor(x.dtype(), x.shape().to_vec(), y)?,
+        Tensor::from_vec(stat_shape, inv),
+    ])
+}
+
+/// RMSNorm of each row of `inner` values: (normalised rows times `scale`, 1/rms per row).
+pub(crate) fn rms_norm(
+    x: &[f32],
+    scale: &[f32],
+    inner: usize,
+    epsilon: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    if inner == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let mut y = vec![0f32; x.len()];
+    let mut inv = Vec::with_capacity(x.len() / inner);
+    for (xr, yr) in x.chunks_exact(inner).zip(y.chunks_exact_mut(inner)) {
+        let mean_sq = xr.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / inner as f64;
+        let inv_rms = (1.0 / (mean_sq + epsilon as f64).sqrt()) as f32;
+        for ((yv, &xv), &s) in yr.iter_mut().zip(xr).zip(scale) {
+            *yv = xv * inv_rms * s;
+        }
+        inv.push(inv_rms);
+    }
+    (y, inv)
 }

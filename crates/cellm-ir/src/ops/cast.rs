@@ -1,8 +1,6 @@
 //! Cast: Cast to another dtype.
 
-#[allow(unused_imports)]
-use super::{need, same_shape, Fact};
-#[allow(unused_imports)]
+use super::{need, Fact};
 use crate::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -11,7 +9,14 @@ pub struct Cast {
 }
 
 impl Cast {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![Fact { dtype: self.to, shape: same_shape(inputs, 0) }])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        _consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        Ok(vec![Fact {
+            dtype: self.to,
+            shape: need(inputs, 0)?.shape.clone(),
+        }])
     }
 }

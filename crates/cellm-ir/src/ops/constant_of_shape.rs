@@ -1,9 +1,7 @@
 //! ConstantOfShape: A tensor of the shape given by input 0, filled with `value` (a one-element tensor; default f32 0).
 
-#[allow(unused_imports)]
-use super::{need, same_shape, Fact};
-#[allow(unused_imports)]
-use crate::{DType, Tensor};
+use super::{const_ints, len_1d, need, unknown_dims, Fact};
+use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConstantOfShape {
@@ -11,7 +9,29 @@ pub struct ConstantOfShape {
 }
 
 impl ConstantOfShape {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![Fact { dtype: self.value.dtype(), shape: None }])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        let s = need(inputs, 0)?;
+        if let Some(shape) = &s.shape {
+            if shape.len() != 1 {
+                anyhow::bail!("the shape input must be 1-D, got rank {}", shape.len());
+            }
+        }
+        let shape = match const_ints(consts, 0)? {
+            Some(v) => Some(
+                v.iter()
+                    .map(|&n| usize::try_from(n).map(Dim::Known))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| anyhow::anyhow!("shape {v:?} has a negative dim"))?,
+            ),
+            None => len_1d(inputs, 0).map(unknown_dims),
+        };
+        Ok(vec![Fact {
+            dtype: self.value.dtype(),
+            shape,
+        }])
     }
 }

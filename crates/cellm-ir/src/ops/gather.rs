@@ -1,8 +1,7 @@
 //! Gather: Gather along `axis`; negative indices count from the end.
 
-#[allow(unused_imports)]
-use super::{need, same_shape, Fact};
-#[allow(unused_imports)]
+use super::{const_ints, need, Fact};
+use crate::shape::normalize_axis;
 use crate::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -11,7 +10,35 @@ pub struct Gather {
 }
 
 impl Gather {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        let data = need(inputs, 0)?;
+        let idx = need(inputs, 1)?;
+        if !matches!(idx.dtype, DType::I64 | DType::I32) {
+            anyhow::bail!("indices must be i64 or i32, got {}", idx.dtype);
+        }
+        let (Some(ds), Some(is)) = (&data.shape, &idx.shape) else {
+            return Ok(vec![Fact {
+                dtype: data.dtype,
+                shape: None,
+            }]);
+        };
+        let axis = normalize_axis(self.axis, ds.len())?;
+        if let (Some(n), Some(vals)) = (ds[axis].known(), const_ints(consts, 1)?) {
+            let n = n as i64;
+            if let Some(bad) = vals.iter().find(|&&i| i < -n || i >= n) {
+                anyhow::bail!("index {bad} is out of range for axis {axis} of size {n}");
+            }
+        }
+        let mut out = ds[..axis].to_vec();
+        out.extend(is.iter().cloned());
+        out.extend(ds[axis + 1..].iter().cloned());
+        Ok(vec![Fact {
+            dtype: data.dtype,
+            shape: Some(out),
+        }])
     }
 }

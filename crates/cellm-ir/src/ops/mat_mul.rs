@@ -1,15 +1,73 @@
 //! MatMul: numpy matmul: batched, broadcasting batch dims, 1-D operands promoted.
 
-#[allow(unused_imports)]
-use super::{need, same_shape, Fact};
-#[allow(unused_imports)]
-use crate::{DType, Tensor};
+use super::{need, Fact};
+use crate::shape::{broadcast_sym, fmt_shape};
+use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatMul;
 
 impl MatMul {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: None }])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        _consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        let a = need(inputs, 0)?;
+        let b = need(inputs, 1)?;
+        if a.dtype != b.dtype {
+            anyhow::bail!("A is {} but B is {}", a.dtype, b.dtype);
+        }
+        let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else {
+            return Ok(vec![Fact {
+                dtype: a.dtype,
+                shape: None,
+            }]);
+        };
+        if sa.is_empty() || sb.is_empty() {
+            anyhow::bail!(
+                "operands must not be scalars (A {}, B {})",
+                fmt_shape(sa),
+                fmt_shape(sb)
+            );
+        }
+        // 1-D operands are promoted to matrices, and the added dim dropped after.
+        let pa: Vec<Dim> = if sa.len() == 1 {
+            vec![Dim::Known(1), sa[0].clone()]
+        } else {
+            sa.clone()
+        };
+        let pb: Vec<Dim> = if sb.len() == 1 {
+            vec![sb[0].clone(), Dim::Known(1)]
+        } else {
+            sb.clone()
+        };
+        let (ka, kb) = (&pa[pa.len() - 1], &pb[pb.len() - 2]);
+        if let (Some(x), Some(y)) = (ka.known(), kb.known()) {
+            if x != y {
+                anyhow::bail!(
+                    "inner dims differ: A {} has K = {x} but B {} has K = {y}",
+                    fmt_shape(sa),
+                    fmt_shape(sb)
+                );
+            }
+        }
+        let mut out = broadcast_sym(&pa[..pa.len() - 2], &pb[..pb.len() - 2]).map_err(|e| {
+            anyhow::anyhow!(
+                "batch dims of A {} and B {}: {e}",
+                fmt_shape(sa),
+                fmt_shape(sb)
+            )
+        })?;
+        if sa.len() > 1 {
+            out.push(pa[pa.len() - 2].clone());
+        }
+        if sb.len() > 1 {
+            out.push(pb[pb.len() - 1].clone());
+        }
+        Ok(vec![Fact {
+            dtype: a.dtype,
+            shape: Some(out),
+        }])
     }
 }

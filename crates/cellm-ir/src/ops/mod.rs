@@ -2,7 +2,7 @@
 //! and its dtype/shape inference. Kernels live in the backends under the same
 //! names (`cellm-cpu/src/ops/<op>.rs`, `shaders/<op>.wgsl`).
 
-use crate::{DType, SymShape, Tensor};
+use crate::{DType, Dim, SymShape, Tensor};
 
 pub mod binary;
 pub mod cast;
@@ -84,12 +84,58 @@ impl Fact {
 
 /// Input `i`'s fact, or an error naming the missing input.
 pub(crate) fn need<'a>(inputs: &[Option<&'a Fact>], i: usize) -> anyhow::Result<&'a Fact> {
-    inputs.get(i).copied().flatten().ok_or_else(|| anyhow::anyhow!("input {i} is required"))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| anyhow::anyhow!("input {i} is required"))
 }
 
-/// The shape of input `i`, when known.
-pub(crate) fn same_shape(inputs: &[Option<&Fact>], i: usize) -> Option<SymShape> {
-    inputs.get(i).copied().flatten().and_then(|f| f.shape.clone())
+/// Input `i`'s fact when the input is given and its fact known.
+pub(crate) fn opt<'a>(inputs: &[Option<&'a Fact>], i: usize) -> Option<&'a Fact> {
+    inputs.get(i).copied().flatten()
+}
+
+/// Input `i`'s shape when its rank is known.
+pub(crate) fn shape_of<'a>(inputs: &[Option<&'a Fact>], i: usize) -> Option<&'a [Dim]> {
+    opt(inputs, i).and_then(|f| f.shape.as_deref())
+}
+
+/// The integer values of input `i` when it is a known constant.
+pub(crate) fn const_ints(consts: &[Option<&Tensor>], i: usize) -> anyhow::Result<Option<Vec<i64>>> {
+    match consts.get(i).copied().flatten() {
+        Some(t) => Ok(Some(
+            t.to_i64_vec()
+                .map_err(|e| anyhow::anyhow!("input {i}: {e}"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Number of elements of 1-D input `i` (a shape, axes or repeats tensor) when known.
+pub(crate) fn len_1d(inputs: &[Option<&Fact>], i: usize) -> Option<usize> {
+    match shape_of(inputs, i)? {
+        [d] => d.known(),
+        _ => None,
+    }
+}
+
+/// `n` dims that depend on runtime values.
+pub(crate) fn unknown_dims(n: usize) -> SymShape {
+    vec![Dim::unknown(); n]
+}
+
+/// Normalizes axes against `rank`, rejecting duplicates.
+pub(crate) fn normalize_axes(axes: &[i64], rank: usize) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(axes.len());
+    for &a in axes {
+        let n = crate::shape::normalize_axis(a, rank)?;
+        if out.contains(&n) {
+            anyhow::bail!("axis {a} is repeated in {axes:?}");
+        }
+        out.push(n);
+    }
+    Ok(out)
 }
 
 macro_rules! ops {

@@ -1,9 +1,8 @@
 //! Softmax: Softmax over `axis` (opset >= 13 semantics: one axis).
 
-#[allow(unused_imports)]
-use super::{need, same_shape, Fact};
-#[allow(unused_imports)]
-use crate::{DType, Tensor};
+use super::{need, Fact};
+use crate::shape::normalize_axis;
+use crate::Tensor;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Softmax {
@@ -11,7 +10,18 @@ pub struct Softmax {
 }
 
 impl Softmax {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: same_shape(inputs, 0) }])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        _consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        let x = need(inputs, 0)?;
+        if !x.dtype.is_float() {
+            anyhow::bail!("input must be a float tensor, got {}", x.dtype);
+        }
+        if let Some(s) = &x.shape {
+            normalize_axis(self.axis, s.len())?;
+        }
+        Ok(vec![x.clone()])
     }
 }

@@ -1,8 +1,7 @@
 //! Trilu: Upper or lower triangle of the last two dims, offset by input 1 (k).
 
-#[allow(unused_imports)]
-use super::{need, same_shape, Fact};
-#[allow(unused_imports)]
+use super::{need, opt, Fact};
+use crate::shape::fmt_shape;
 use crate::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -11,7 +10,20 @@ pub struct Trilu {
 }
 
 impl Trilu {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![Fact { dtype: need(inputs, 0)?.dtype, shape: same_shape(inputs, 0) }])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        _consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        let x = need(inputs, 0)?;
+        if let Some(s) = x.shape.as_ref().filter(|s| s.len() < 2) {
+            anyhow::bail!("input must have rank >= 2, got {}", fmt_shape(s));
+        }
+        if let Some(k) = opt(inputs, 1) {
+            if k.dtype != DType::I64 {
+                anyhow::bail!("k must be i64, got {}", k.dtype);
+            }
+        }
+        Ok(vec![x.clone()])
     }
 }

@@ -1,8 +1,8 @@
 //! Elementwise unary ops: Neg, Sqrt, Reciprocal, Sigmoid, Tanh, Cos, Sin, Exp,
 //! Log, Abs, Relu, Erf, Not, Identity.
 
-use super::Fact;
-use crate::Tensor;
+use super::{need, Fact};
+use crate::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
@@ -28,7 +28,21 @@ pub struct Unary {
 }
 
 impl Unary {
-    pub fn infer(&self, inputs: &[Option<&Fact>], _consts: &[Option<&Tensor>]) -> anyhow::Result<Vec<Fact>> {
-        Ok(vec![super::need(inputs, 0)?.clone()])
+    pub fn infer(
+        &self,
+        inputs: &[Option<&Fact>],
+        _consts: &[Option<&Tensor>],
+    ) -> anyhow::Result<Vec<Fact>> {
+        let x = need(inputs, 0)?;
+        use UnaryOp::*;
+        let ok = match self.op {
+            Not => x.dtype == DType::Bool,
+            Sqrt | Reciprocal | Sigmoid | Tanh | Cos | Sin | Exp | Log | Erf => x.dtype.is_float(),
+            Identity | Neg | Abs | Relu => true,
+        };
+        if !ok {
+            anyhow::bail!("{:?} does not take a {} input", self.op, x.dtype);
+        }
+        Ok(vec![x.clone()])
     }
 }

@@ -1,0 +1,271 @@
+//! Runs a graph on the GPU: device kernels for tensor math, the host for
+//! small integer shape arithmetic (Shape, Gather/Concat/... on host-known i64
+//! values) and for the data-dependent NonZero (one readback).
+//!
+//! One command encoder and one submit per run unless a host op needs a
+//! device value (NonZero, or a shape parameter computed on the device); only
+//! the graph outputs are read back.
+
+use crate::device::GpuContext;
+use crate::kernel::{DevTensor, Kern, PipelineCache, RunStats};
+use crate::ops::{self, Args};
+use anyhow::{anyhow, Context, Result};
+use cellm_ir::{DType, Graph, Op, Tensor, ValueId};
+use petgraph::stable_graph::NodeIndex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Knobs mostly for tests.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Fill every new device buffer with all-ones words (NaN / -1) so a kernel
+    /// that leaves outputs unwritten is caught.
+    pub poison_buffers: bool,
+    /// Compute integer ops whose inputs are all on the host on the host. Off
+    /// forces them onto the device (to test the integer kernels).
+    pub host_shape_math: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { poison_buffers: false, host_shape_math: true }
+    }
+}
+
+/// A graph bound to a device, with its weights uploaded.
+pub struct GpuSession {
+    ctx: Arc<GpuContext>,
+    graph: Graph,
+    order: Vec<NodeIndex>,
+    /// Initializers on the device, uploaded once (floats at creation, the
+    /// few integer ones that device kernels read on first use).
+    weights: Mutex<HashMap<ValueId, DevTensor>>,
+    pipelines: PipelineCache,
+    opts: SessionOptions,
+    last_stats: Mutex<RunStats>,
+}
+
+#[derive(Clone, Default)]
+struct Slot {
+    host: Option<Tensor>,
+    dev: Option<DevTensor>,
+}
+
+impl Slot {
+    fn dtype(&self) -> Option<DType> {
+        self.host.as_ref().map(|t| t.dtype()).or(self.dev.as_ref().map(|d| d.dtype))
+    }
+    fn shape(&self) -> Option<Vec<usize>> {
+        self.host.as_ref().map(|t| t.shape().to_vec()).or(self.dev.as_ref().map(|d| d.shape.clone()))
+    }
+}
+
+fn is_int(d: DType) -> bool {
+    matches!(d, DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool)
+}
+
+/// Shape's output from the input's shape alone (ONNX start/end clamping).
+fn shape_of(op: &cellm_ir::ops::Shape, shape: &[usize]) -> Tensor {
+    let r = shape.len() as i64;
+    let fix = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let start = fix(op.start);
+    let end = fix(op.end.unwrap_or(r));
+    let dims: Vec<i64> = if start < end { shape[start..end].iter().map(|&d| d as i64).collect() } else { vec![] };
+    Tensor::from_vec(vec![dims.len()], dims)
+}
+
+impl GpuSession {
+    /// Opens the default device (see [`crate::device`]) and uploads the weights.
+    pub fn new(graph: Graph) -> Result<GpuSession> {
+        GpuSession::with_context(GpuContext::new()?, graph, SessionOptions::default())
+    }
+
+    pub fn with_context(ctx: Arc<GpuContext>, graph: Graph, opts: SessionOptions) -> Result<GpuSession> {
+        let order = graph.topo_order()?;
+        let session = GpuSession {
+            ctx,
+            order,
+            weights: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+            opts,
+            last_stats: Mutex::new(RunStats::default()),
+            graph,
+        };
+        {
+            let mut k = Kern::new(&session.ctx, &session.pipelines, false);
+            let mut w = HashMap::new();
+            for (&v, t) in &session.graph.initializers {
+                if matches!(t.dtype(), DType::F32 | DType::F16) {
+                    let d = k.upload(t).with_context(|| format!("uploading weight '{}'", session.graph.value_name(v)))?;
+                    w.insert(v, d);
+                }
+            }
+            k.flush();
+            *session.weights.lock().map_err(|_| anyhow!("weight cache poisoned"))? = w;
+        }
+        Ok(session)
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// Counters of the last run (dispatches, submits, readbacks, host ops).
+    pub fn last_stats(&self) -> RunStats {
+        self.last_stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Same contract as `cellm_cpu::run`: inputs by name, outputs by name.
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+        let g = &self.graph;
+        cellm_cpu::interpreter::bind_inputs(g, inputs)?;
+        let mut k = Kern::new(&self.ctx, &self.pipelines, self.opts.poison_buffers);
+        let mut slots: Vec<Slot> = vec![Slot::default(); g.values.len()];
+        for &v in &g.inputs {
+            slots[v].host = inputs.get(g.value_name(v)).cloned();
+        }
+        {
+            let w = self.weights.lock().map_err(|_| anyhow!("weight cache poisoned"))?;
+            for (&v, t) in &g.initializers {
+                slots[v].host = Some(t.clone());
+                slots[v].dev = w.get(&v).cloned();
+            }
+        }
+        let mut uses = g.use_counts();
+        for &ix in &self.order {
+            let node = &g.nodes[ix];
+            self.run_node(&mut k, node, &mut slots)
+                .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+            for v in node.inputs.iter().flatten() {
+                uses[*v] -= 1;
+                if uses[*v] == 0 && !g.initializers.contains_key(v) {
+                    slots[*v] = Slot::default();
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        let mut pending: Vec<(String, DevTensor)> = Vec::new();
+        for &v in &g.outputs {
+            let name = g.value_name(v).to_string();
+            let slot = &slots[v];
+            match (&slot.host, &slot.dev) {
+                (Some(t), _) => {
+                    out.insert(name, t.clone());
+                }
+                (None, Some(d)) => pending.push((name, d.clone())),
+                (None, None) => return Err(anyhow!("output '{name}' was not computed")),
+            }
+        }
+        let refs: Vec<&DevTensor> = pending.iter().map(|(_, d)| d).collect();
+        let tensors = k.read_back(&refs)?;
+        for ((name, _), t) in pending.into_iter().zip(tensors) {
+            out.insert(name, t);
+        }
+        if let Ok(mut s) = self.last_stats.lock() {
+            *s = k.stats.clone();
+        }
+        Ok(out)
+    }
+
+    fn host_value(&self, k: &mut Kern, slot: &mut Slot) -> Result<Tensor> {
+        if let Some(t) = &slot.host {
+            return Ok(t.clone());
+        }
+        let d = slot.dev.as_ref().ok_or_else(|| anyhow!("value is not available"))?;
+        let t = k.read_back(&[d])?.remove(0);
+        k.stats.readbacks += 1;
+        slot.host = Some(t.clone());
+        Ok(t)
+    }
+
+    fn dev_value(&self, k: &mut Kern, v: ValueId, slot: &mut Slot) -> Result<DevTensor> {
+        if let Some(d) = &slot.dev {
+            return Ok(d.clone());
+        }
+        let t = slot.host.as_ref().ok_or_else(|| anyhow!("value is not available"))?;
+        let d = k.upload(t)?;
+        if self.graph.initializers.contains_key(&v) {
+            if let Ok(mut w) = self.weights.lock() {
+                w.insert(v, d.clone());
+            }
+        }
+        slot.dev = Some(d.clone());
+        Ok(d)
+    }
+
+    fn run_node(&self, k: &mut Kern, node: &cellm_ir::Node, slots: &mut [Slot]) -> Result<()> {
+        let g = &self.graph;
+        for v in node.inputs.iter().flatten() {
+            if slots[*v].dtype().is_none() {
+                return Err(anyhow!("value '{}' is not available", g.value_name(*v)));
+            }
+        }
+        if let Op::Shape(s) = &node.op {
+            let v = node.inputs.first().copied().flatten().ok_or_else(|| anyhow!("Shape needs an input"))?;
+            let shape = slots[v].shape().ok_or_else(|| anyhow!("Shape input is not available"))?;
+            if let Some(Some(o)) = node.outputs.first() {
+                slots[*o] = Slot { host: Some(shape_of(s, &shape)), dev: None };
+            }
+            *k.stats.host_ops.entry(node.op.name()).or_default() += 1;
+            return Ok(());
+        }
+        let all_host = node.inputs.iter().flatten().all(|v| slots[*v].host.is_some());
+        let out_dtypes: Vec<Option<DType>> =
+            node.outputs.iter().map(|o| o.and_then(|o| g.values[o].fact.as_ref().map(|f| f.dtype))).collect();
+        let int_outputs = !out_dtypes.is_empty() && out_dtypes.iter().all(|d| d.is_some_and(is_int));
+        let host_math = self.opts.host_shape_math && all_host && int_outputs;
+        let mut on_host = host_math || matches!(node.op, Op::NonZero(_) | Op::Range(_));
+        let mut args = Args { dev: vec![], host: vec![] };
+        if !on_host {
+            let params = ops::param_inputs(&node.op);
+            for (i, v) in node.inputs.iter().enumerate() {
+                let (mut d, mut h) = (None, None);
+                if let Some(v) = v {
+                    if params.contains(&i) {
+                        h = Some(self.host_value(k, &mut slots[*v])?);
+                    } else {
+                        d = Some(self.dev_value(k, *v, &mut slots[*v])?);
+                    }
+                }
+                args.dev.push(d);
+                args.host.push(h);
+            }
+            on_host = !ops::device_supported(&node.op, &args);
+        }
+        if on_host {
+            let mut host_in = Vec::with_capacity(node.inputs.len());
+            for v in &node.inputs {
+                host_in.push(match v {
+                    Some(v) => Some(self.host_value(k, &mut slots[*v])?),
+                    None => None,
+                });
+            }
+            let refs: Vec<Option<&Tensor>> = host_in.iter().map(|t| t.as_ref()).collect();
+            let outs = cellm_cpu::ops::eval(&node.op, &refs)?;
+            for (slot, t) in node.outputs.iter().zip(outs) {
+                if let Some(o) = slot {
+                    slots[*o] = Slot { host: Some(t), dev: None };
+                }
+            }
+            *k.stats.host_ops.entry(node.op.name()).or_default() += 1;
+            return Ok(());
+        }
+        let outs = ops::encode(k, &node.op, &args)?;
+        let round = !ops::moves_only(&node.op) && !matches!(&node.op, Op::Unary(u) if u.op == cellm_ir::ops::UnaryOp::Identity);
+        for (slot, d) in node.outputs.iter().zip(outs) {
+            if round && d.dtype == DType::F16 && !d.is_empty() {
+                let n = d.len();
+                k.dispatch_1d("round_f16", &[ops::u32_of(n, "round_f16")?], &[&d.buf], n)?;
+            }
+            if let Some(o) = slot {
+                slots[*o] = Slot { host: None, dev: Some(d) };
+            }
+        }
+        *k.stats.device_ops.entry(node.op.name()).or_default() += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! com.microsoft MultiHeadAttention: present K/V by strided copies (past +
+//! new), then `shaders/multi_head_attention.wgsl`.
+
+use super::{strided_copy, u32_of, Args};
+use crate::kernel::{strides, DevTensor, Kern};
+use anyhow::{bail, Result};
+use cellm_ir::ops::MultiHeadAttention;
+
+/// Largest value head size the kernel's private accumulator holds.
+const MAX_HV: usize = 256;
+
+/// Packed QKV, the projection bias and huge value heads run on the host.
+pub fn supported(op: &MultiHeadAttention, args: &Args) -> bool {
+    let (Some(k), Some(v)) = (args.od(1), args.od(2)) else { return false };
+    let hv = match v.shape.len() {
+        4 => v.shape[3],
+        3 => v.shape[2] / op.num_heads.max(1),
+        _ => 0,
+    };
+    args.od(3).is_none() && k.shape.len() == v.shape.len() && hv <= MAX_HV && args.od(0).is_some()
+}
+
+/// Copies new keys/values ([B, L, H*d] or [B, H, L, d]) after the past ones.
+fn present(k: &mut Kern, past: Option<&DevTensor>, new: &DevTensor, bnsh: bool, dims: [usize; 5]) -> Result<DevTensor> {
+    let [b, h, p, l, d] = dims;
+    let t = p + l;
+    let out = k.alloc(new.dtype, vec![b, h, t, d])?;
+    let dst = [h * t * d, t * d, d, 1];
+    if let Some(past) = past {
+        let shape = [b, h, p, d];
+        let src: Vec<isize> = strides(&shape).into_iter().map(|s| s as isize).collect();
+        strided_copy::encode(
+            k,
+            &past.buf,
+            &out.buf,
+            &strided_copy::Copy { shape: &shape, src_base: 0, src_strides: &src, src_mods: None, dst_base: 0, dst_strides: &dst },
+        )?;
+    }
+    let src: [isize; 4] = if bnsh {
+        [(h * l * d) as isize, (l * d) as isize, d as isize, 1]
+    } else {
+        [(l * h * d) as isize, d as isize, (h * d) as isize, 1]
+    };
+    strided_copy::encode(
+        k,
+        &new.buf,
+        &out.buf,
+        &strided_copy::Copy { shape: &[b, h, l, d], src_base: 0, src_strides: &src, src_mods: None, dst_base: p * d, dst_strides: &dst },
+    )?;
+    Ok(out)
+}
+
+pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<DevTensor>> {
+    let q = args.d(0, "MultiHeadAttention query")?;
+    let key = args.d(1, "MultiHeadAttention key")?;
+    let val = args.d(2, "MultiHeadAttention value")?;
+    let kpm = args.od(4);
+    let attn_bias = args.od(5);
+    let (past_k, past_v) = (args.od(6), args.od(7));
+    let heads = op.num_heads;
+    let qs = &q.shape;
+    if qs.len() != 3 {
+        bail!("MultiHeadAttention: query must be [B, S, hidden], got {qs:?}");
+    }
+    let (batch, seq, q_hidden) = (qs[0], qs[1], qs[2]);
+    if heads == 0 || q_hidden % heads != 0 {
+        bail!("MultiHeadAttention: hidden size {q_hidden} is not a multiple of num_heads {heads}");
+    }
+    let hd = q_hidden / heads;
+    let (ks, vs) = (&key.shape, &val.shape);
+    let bnsh = ks.len() == 4;
+    let (kv_len, hv) = if bnsh {
+        if ks[..] != [batch, heads, ks[2], hd] || vs[..3] != ks[..3] {
+            bail!("MultiHeadAttention: 4-D key {ks:?} / value {vs:?} do not match [{batch}, {heads}, L, {hd}]");
+        }
+        (ks[2], vs[3])
+    } else {
+        if ks.len() != 3 || ks[..] != [batch, ks[1], q_hidden] || vs.len() != 3 || vs[..2] != ks[..2] || vs[2] % heads != 0 {
+            bail!("MultiHeadAttention: key {ks:?} / value {vs:?} do not match query {qs:?}");
+        }
+        (ks[1], vs[2] / heads)
+    };
+    let past_len = match (past_k, past_v) {
+        (None, None) => 0,
+        (Some(pk), Some(pv)) => {
+            let p = pk.shape.get(2).copied().unwrap_or(0);
+            if pk.shape != [batch, heads, p, hd] || pv.shape != [batch, heads, p, hv] {
+                bail!("MultiHeadAttention: past_key {:?} / past_value {:?} do not match [{batch}, {heads}, P, {hd}|{hv}]", pk.shape, pv.shape);
+            }
+            p
+        }
+        _ => bail!("MultiHeadAttention: past_key and past_value must be given together"),
+    };
+    let total = past_len + kv_len;
+    let pk = present(k, past_k, key, bnsh, [batch, heads, past_len, kv_len, hd])?;
+    let pv = present(k, past_v, val, bnsh, [batch, heads, past_len, kv_len, hv])?;
+    let mask_kind = match kpm {
+        None => 0,
+        Some(m) if m.shape == [batch] => 1,
+        Some(m) if m.shape == [batch, total] => 2,
+        Some(m) if m.shape == [batch, seq, total] => 3,
+        Some(m) => bail!("MultiHeadAttention: key_padding_mask {:?} must be [{batch}], [{batch}, {total}] or [{batch}, {seq}, {total}]", m.shape),
+    };
+    let (b_bcast, h_bcast) = match attn_bias {
+        None => (false, false),
+        Some(ab) => {
+            let s = &ab.shape;
+            if s.len() != 4 || !(s[0] == 1 || s[0] == batch) || !(s[1] == 1 || s[1] == heads) || s[2..] != [seq, total] {
+                bail!("MultiHeadAttention: attention_bias {s:?} must be [{batch}|1, {heads}|1, {seq}, {total}]");
+            }
+            (s[0] == 1, s[1] == 1)
+        }
+    };
+    let scale = op.scale.filter(|&s| s != 0.0).unwrap_or(1.0 / (hd as f32).sqrt());
+    let out = k.alloc(q.dtype, vec![batch, seq, heads * hv])?;
+    let n = batch * seq * heads;
+    let causal = op.unidirectional && seq > 1;
+    let p = vec![
+        u32_of(n, "MultiHeadAttention")?,
+        u32_of(seq, "MultiHeadAttention")?,
+        heads as u32,
+        u32_of(total, "MultiHeadAttention")?,
+        hd as u32,
+        hv as u32,
+        scale.to_bits(),
+        mask_kind,
+        op.mask_filter_value.to_bits(),
+        u32::from(causal),
+        u32_of(past_len, "MultiHeadAttention")?,
+        u32::from(attn_bias.is_some()),
+        u32::from(b_bcast),
+        u32::from(h_bcast),
+    ];
+    let mask_buf = kpm.map_or(&q.buf, |m| &m.buf);
+    let bias_buf = attn_bias.map_or(&q.buf, |b| &b.buf);
+    k.dispatch_1d("multi_head_attention", &p, &[&q.buf, &pk.buf, &pv.buf, mask_buf, bias_buf, &out.buf], n)?;
+    Ok(vec![out, pk, pv])
+}

@@ -1,0 +1,15 @@
+//! Gather: attribute `axis`, default 0.
+
+use super::{check_inputs, check_outputs, ImportCtx};
+use crate::{attr, proto::NodeProto};
+use anyhow::Result;
+use cellm_ir::ops::Gather;
+use cellm_ir::Op;
+
+pub fn import(node: &NodeProto, _ctx: &ImportCtx) -> Result<Op> {
+    check_inputs(node, 2, 2)?;
+    check_outputs(node, 1)?;
+    Ok(Op::Gather(Gather {
+        axis: attr::int_or(node, "axis", 0)?,
+    }))
+}

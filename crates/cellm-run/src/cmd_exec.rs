@@ -1,0 +1,49 @@
+//! `cellm-run exec`: one graph, .npy in, .npy out.
+
+use anyhow::{bail, Context, Result};
+use cellm_ir::npy;
+use crate::backend_arg::BackendArg;
+use clap::Args;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// The ONNX model file.
+    pub model: PathBuf,
+    /// Folder with one `<input name>.npy` per graph input.
+    #[arg(long)]
+    pub inputs: PathBuf,
+    /// Folder to write one `<output name>.npy` per graph output into (created if missing).
+    #[arg(long)]
+    pub outputs: PathBuf,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+}
+
+pub fn run(a: ExecArgs) -> Result<()> {
+    a.backend.resolve()?;
+    let graph = cellm_onnx::load(&a.model)?;
+    if !a.inputs.is_dir() {
+        bail!("--inputs {}: not a folder", a.inputs.display());
+    }
+    let mut inputs = HashMap::new();
+    for &v in &graph.inputs {
+        let name = graph.value_name(v);
+        let path = a.inputs.join(format!("{name}.npy"));
+        if !path.exists() {
+            bail!("missing input '{name}': {} does not exist", path.display());
+        }
+        let t = npy::read(&path).with_context(|| format!("input '{name}'"))?;
+        inputs.insert(name.to_string(), t);
+    }
+    let outputs = cellm_cpu::run(&graph, &inputs).with_context(|| format!("running {}", a.model.display()))?;
+    std::fs::create_dir_all(&a.outputs).with_context(|| format!("cannot create {}", a.outputs.display()))?;
+    for &v in &graph.outputs {
+        let name = graph.value_name(v);
+        let t = &outputs[name];
+        npy::write(&a.outputs.join(format!("{name}.npy")), t)?;
+        println!("{name}: {} {:?}", t.dtype(), t.shape());
+    }
+    Ok(())
+}

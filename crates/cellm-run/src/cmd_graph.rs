@@ -1,0 +1,30 @@
+//! `cellm-run graph --dot`: Graphviz output.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct GraphArgs {
+    /// The ONNX model file.
+    pub model: PathBuf,
+    /// Write Graphviz DOT (the only format for now).
+    #[arg(long)]
+    pub dot: bool,
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(a: GraphArgs) -> Result<()> {
+    if !a.dot {
+        bail!("choose an output format: --dot");
+    }
+    let g = cellm_onnx::load(&a.model)?;
+    let dot = cellm_ir::dot::to_dot(&g);
+    match a.output {
+        Some(p) => cellm_ir::fsutil::write_atomic(&p, dot.as_bytes())?,
+        None => print!("{dot}"),
+    }
+    Ok(())
+}

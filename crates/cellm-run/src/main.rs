@@ -1,0 +1,51 @@
+//! `cellm-run`: run ONNX graphs and SmolVLM models from the command line.
+
+mod backend_arg;
+mod cmd_exec;
+mod cmd_graph;
+mod cmd_inspect;
+mod cmd_preprocess;
+mod cmd_vlm;
+mod embedded;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cellm-run", version, about = "Run SmolVLM-class models and ONNX graphs on GPU or CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one ONNX graph on .npy inputs and write .npy outputs.
+    Exec(cmd_exec::ExecArgs),
+    /// Print a graph's inputs, outputs (dtypes, symbolic shapes) and op histogram.
+    Inspect(cmd_inspect::InspectArgs),
+    /// Write a graph as Graphviz DOT.
+    Graph(cmd_graph::GraphArgs),
+    /// Answer a prompt about images with a SmolVLM model folder (or the bundled demo).
+    Vlm(cmd_vlm::VlmArgs),
+    /// Run only the Idefics3 processor and write its tensors as .npy.
+    Preprocess(cmd_preprocess::PreprocessArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Exec(a) => cmd_exec::run(a),
+        Command::Inspect(a) => cmd_inspect::run(a),
+        Command::Graph(a) => cmd_graph::run(a),
+        Command::Vlm(a) => cmd_vlm::run(a),
+        Command::Preprocess(a) => cmd_preprocess::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The SmolVLM pipeline: processor → vision encoder → embed_tokens → image
+//! features merged into the `<image>` rows → KV-cached decoder.
+
+use crate::backend::{Backend, Executable};
+use crate::decoder::KvDecoder;
+use crate::generate::{generate, GenerateConfig, TokenEvent};
+use crate::model_dir::ModelDir;
+use anyhow::{bail, Context, Result};
+use cellm_ir::Tensor;
+use cellm_vlm::{ChatMessage, Idefics3Processor, ProcessedImages, U8Image};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+pub struct SmolVlm {
+    pub model: ModelDir,
+    pub processor: Idefics3Processor,
+    vision: Executable,
+    embed: Executable,
+    decoder: KvDecoder,
+    image_token_id: u32,
+    pub load_s: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VlmTimings {
+    pub load_s: f64,
+    pub vision_s: f64,
+    pub prefill_s: f64,
+    /// Median over decode steps.
+    pub decode_s_per_token: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VlmOutput {
+    pub prompt_ids: Vec<u32>,
+    pub generated_ids: Vec<u32>,
+    pub text: String,
+    pub timings: VlmTimings,
+}
+
+fn load_graph(path: &Path, backend: Backend) -> Result<Executable> {
+    Ok(Executable::new(cellm_onnx::load(path)?, backend))
+}
+
+impl SmolVlm {
+    pub fn load(dir: &Path, variant: &str, backend: Backend) -> Result<SmolVlm> {
+        let t = Instant::now();
+        let model = ModelDir::open(dir, variant)?;
+        let processor = Idefics3Processor::from_model_dir(dir)?;
+        let vision = load_graph(&model.onnx_path("vision_encoder"), backend)?;
+        let embed = load_graph(&model.onnx_path("embed_tokens"), backend)?;
+        let decoder = KvDecoder::new(load_graph(&model.onnx_path("decoder_model_merged"), backend)?)?;
+        let image_token_id = model.image_token_id()?;
+        Ok(SmolVlm { model, processor, vision, embed, decoder, image_token_id, load_s: t.elapsed().as_secs_f64() })
+    }
+
+    /// Image features `[n_real_images_frames, tokens, hidden]` of preprocessed frames.
+    pub fn encode_images(&self, images: &ProcessedImages) -> Result<Tensor> {
+        let mut inputs = HashMap::new();
+        inputs.insert("pixel_values".to_string(), images.pixel_values.clone());
+        inputs.insert("pixel_attention_mask".to_string(), images.pixel_attention_mask.clone());
+        let mut out = self.vision.run(&inputs).context("vision encoder")?;
+        out.remove("image_features").context("vision encoder returned no image_features")
+    }
+
+    /// Embedding rows `[n, hidden]` (f32) of token ids.
+    pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let t = Tensor::from_vec(vec![1, ids.len()], ids.iter().map(|&v| v as i64).collect::<Vec<i64>>());
+        let mut inputs = HashMap::new();
+        inputs.insert("input_ids".to_string(), t);
+        let out = self.embed.run(&inputs).context("embed_tokens")?;
+        let e = out.get("inputs_embeds").context("embed_tokens returned no inputs_embeds")?;
+        e.to_f32_vec()
+    }
+
+    /// Replaces the rows of `<image>` tokens, in order, with the image features.
+    pub fn merge_image_features(&self, ids: &[u32], embeds: &mut [f32], features: Option<&Tensor>) -> Result<()> {
+        let hidden = self.decoder.hidden_size();
+        let slots: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == self.image_token_id).collect();
+        let feats = match features {
+            Some(f) => f.to_f32_vec()?,
+            None => vec![],
+        };
+        if feats.len() != slots.len() * hidden {
+            bail!(
+                "the prompt has {} <image> tokens but the vision encoder gave {} feature rows",
+                slots.len(),
+                feats.len() / hidden.max(1)
+            );
+        }
+        for (k, &row) in slots.iter().enumerate() {
+            embeds[row * hidden..(row + 1) * hidden].copy_from_slice(&feats[k * hidden..(k + 1) * hidden]);
+        }
+        Ok(())
+    }
+
+    /// Runs one conversation: `messages` with one `{"type": "image"}` item per
+    /// image in `images`, in order.
+    pub fn run(
+        &mut self,
+        messages: &[ChatMessage],
+        images: &[U8Image],
+        split: Option<bool>,
+        cfg: &GenerateConfig,
+        on_token: &mut dyn FnMut(TokenEvent),
+    ) -> Result<VlmOutput> {
+        let processed = self.processor.process(messages, images, split)?;
+        let ids = processed.input_ids.clone();
+        let t = Instant::now();
+        let features = match &processed.images {
+            Some(p) => Some(self.encode_images(p)?),
+            None => None,
+        };
+        let vision_s = t.elapsed().as_secs_f64();
+        let mut embeds = self.embed_ids(&ids)?;
+        self.merge_image_features(&ids, &mut embeds, features.as_ref())?;
+        self.decoder.reset();
+        let embed = &self.embed;
+        let mut embed_one = |id: u32| -> Result<Vec<f32>> {
+            let mut inputs = HashMap::new();
+            inputs.insert("input_ids".to_string(), Tensor::from_vec(vec![1, 1], vec![id as i64]));
+            let out = embed.run(&inputs)?;
+            out.get("inputs_embeds").context("embed_tokens returned no inputs_embeds")?.to_f32_vec()
+        };
+        let gen = generate(&mut self.decoder, &embeds, &mut embed_one, cfg, on_token)?;
+        let text = self.processor.decode(&gen.ids, true)?;
+        Ok(VlmOutput {
+            prompt_ids: ids,
+            generated_ids: gen.ids.clone(),
+            text,
+            timings: VlmTimings {
+                load_s: self.load_s,
+                vision_s,
+                prefill_s: gen.prefill_s,
+                decode_s_per_token: median(&gen.decode_s),
+            },
+        })
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}

@@ -1,0 +1,10 @@
+// Narrows f32 words to f16 with native f16 storage (SHADER_F16). P: [n]
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f16>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= pw(0u)) { return; }
+    dst[i] = f16(src[i]);
+}

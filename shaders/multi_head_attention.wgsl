@@ -1,0 +1,69 @@
+// com.microsoft MultiHeadAttention core over the present K/V ([B, H, T, d]):
+// one thread per (batch, query position, head), single-pass (online) softmax,
+// so no score matrix is stored. Masks: key padding (lengths [B], [B, T] or
+// [B, S, T]; masked scores get mask_filter_value added), causal (keys after
+// past_len + s are skipped), additive attention bias [B|1, H|1, S, T].
+// P: [n, S, H, T, hd, hv, scale(f32), mask_kind(0 none 1 lens 2 BT 3 BST),
+//     filter(f32), causal, past_len, has_bias, bias_b_bcast, bias_h_bcast]
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> pk: array<f32>;
+@group(0) @binding(3) var<storage, read> pv: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<i32>;
+@group(0) @binding(5) var<storage, read> abias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+const MAX_HV: u32 = 256u;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= pw(0u)) { return; }
+    let seq = pw(1u);
+    let heads = pw(2u);
+    let total = pw(3u);
+    let hd = pw(4u);
+    let hv = pw(5u);
+    let scale = pf(6u);
+    let mask_kind = pw(7u);
+    let filter_value = pf(8u);
+    let causal = pw(9u) == 1u;
+    let past = pw(10u);
+    let h = i % heads;
+    let s = (i / heads) % seq;
+    let b = i / (heads * seq);
+    let qbase = (b * seq + s) * heads * hd + h * hd;
+    let kvbase = (b * heads + h) * total;
+    var bb = b;
+    if (pw(12u) == 1u) { bb = 0u; }
+    var bh = h;
+    var nh = heads;
+    if (pw(13u) == 1u) { bh = 0u; nh = 1u; }
+    let bias_base = ((bb * nh + bh) * seq + s) * total;
+    var m = -3.4028235e38;
+    var l = 0.0;
+    var acc: array<f32, MAX_HV>;
+    for (var d = 0u; d < hv; d++) { acc[d] = 0.0; }
+    for (var t = 0u; t < total; t++) {
+        if (causal && t > past + s) { break; }
+        var dot = 0.0;
+        for (var d = 0u; d < hd; d++) { dot = fma(q[qbase + d], pk[(kvbase + t) * hd + d], dot); }
+        var sc = dot * scale;
+        if (mask_kind == 1u) {
+            if (i32(t) >= mask[b]) { sc += filter_value; }
+        } else if (mask_kind == 2u) {
+            if (mask[b * total + t] == 0) { sc += filter_value; }
+        } else if (mask_kind == 3u) {
+            if (mask[(b * seq + s) * total + t] == 0) { sc += filter_value; }
+        }
+        if (pw(11u) == 1u) { sc += abias[bias_base + t]; }
+        let m_new = max(m, sc);
+        let corr = exp(m - m_new);
+        let p = exp(sc - m_new);
+        l = l * corr + p;
+        for (var d = 0u; d < hv; d++) { acc[d] = acc[d] * corr + p * pv[(kvbase + t) * hv + d]; }
+        m = m_new;
+    }
+    let obase = (b * seq + s) * heads * hv + h * hv;
+    let inv = 1.0 / l;
+    for (var d = 0u; d < hv; d++) { out[obase + d] = acc[d] * inv; }
+}
