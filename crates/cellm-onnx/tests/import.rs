@@ -248,13 +248,13 @@ fn decoder_is_sorted_and_keeps_contrib_attributes() {
 /// keeps it whenever the slice is aligned for its dtype (no copy).
 #[test]
 fn weights_are_not_copied() {
-    let path = fixture("micro/onnx/embed_tokens.onnx");
+    let path = fixture("micro/onnx/decoder_model_merged.onnx");
     let data = Bytes::from(std::fs::read(&path).expect("read"));
     let base = data.as_ptr() as usize;
     let range = base..base + data.len();
     let model = ModelProto::decode(data.clone()).expect("decode");
-    let g = cellm_onnx::load_bytes(data.clone(), "embed", None).expect("load");
-    let mut checked = 0;
+    let g = cellm_onnx::load_bytes(data.clone(), "decoder", None).expect("load");
+    let (mut kept, mut realigned) = (0, 0);
     for t in &model.graph.expect("graph").initializer {
         let raw = t.raw_data.as_ptr() as usize;
         assert!(
@@ -264,25 +264,26 @@ fn weights_are_not_copied() {
         );
         let tensor = &g.initializers[&g.find(&t.name).expect("init")];
         let size = tensor.dtype().size();
+        let now = tensor.bytes().as_ptr() as usize;
         if raw.checked_rem(size) == Some(0) {
-            assert_eq!(
-                tensor.bytes().as_ptr() as usize,
-                raw,
-                "'{}' was copied though aligned",
-                t.name
-            );
+            assert_eq!(now, raw, "'{}' was copied though aligned", t.name);
+            kept += 1;
         } else {
             assert_eq!(
-                tensor.bytes().as_ptr() as usize % size,
-                0,
+                now.checked_rem(size),
+                Some(0),
                 "'{}' copy is misaligned",
                 t.name
             );
+            realigned += 1;
         }
         assert_eq!(&tensor.bytes()[..], &t.raw_data[..], "'{}' content", t.name);
-        checked += 1;
     }
-    assert!(checked > 0);
+    // Both cases occur in this file (alignment inside protobuf is chance).
+    assert!(
+        kept > 0 && realigned > 0,
+        "kept {kept}, realigned {realigned}"
+    );
 }
 
 // -------------------------------------------- models written by python onnx

@@ -23,7 +23,9 @@ pub struct ExecArgs {
 
 pub fn run(a: ExecArgs) -> Result<()> {
     a.backend.resolve()?;
+    let t0 = std::time::Instant::now();
     let graph = cellm_onnx::load(&a.model)?;
+    let load_s = t0.elapsed().as_secs_f64();
     if !a.inputs.is_dir() {
         bail!("--inputs {}: not a folder", a.inputs.display());
     }
@@ -37,7 +39,10 @@ pub fn run(a: ExecArgs) -> Result<()> {
         let t = npy::read(&path).with_context(|| format!("input '{name}'"))?;
         inputs.insert(name.to_string(), t);
     }
+    let t1 = std::time::Instant::now();
     let outputs = cellm_cpu::run(&graph, &inputs).with_context(|| format!("running {}", a.model.display()))?;
+    let run_s = t1.elapsed().as_secs_f64();
+    eprintln!("loaded in {load_s:.3} s, ran in {run_s:.3} s");
     std::fs::create_dir_all(&a.outputs).with_context(|| format!("cannot create {}", a.outputs.display()))?;
     for &v in &graph.outputs {
         let name = graph.value_name(v);

@@ -87,7 +87,9 @@ fn arithmetic(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         DType::F64 => map_typed(a, b, dt, f64_fn(op)?),
         DType::F16 => {
             let f = f32_fn(op)?;
-            map_typed(a, b, dt, |x: f16, y: f16| f16::from_f32(f(x.to_f32(), y.to_f32())))
+            map_typed(a, b, dt, |x: f16, y: f16| {
+                f16::from_f32(f(x.to_f32(), y.to_f32()))
+            })
         }
         DType::I64 => map_typed(a, b, dt, i64_fn(op)?),
         DType::I32 => map_typed(a, b, dt, i32_fn(op)?),
@@ -97,18 +99,33 @@ fn arithmetic(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Pow whose exponent dtype differs from the base's: the exponent is
-/// converted to the base dtype first (exactly, for the small integer
-/// exponents models use).
+/// Pow whose exponent dtype differs from the base's. Float bases use the
+/// exponent at full precision (f32 math for f32/f16 bases, f64 for f64);
+/// integer bases go through f64 and truncate back.
 fn pow_mixed(base: &Tensor, exponent: &Tensor) -> Result<Tensor> {
-    let conv = with_num!(exponent.dtype(), E => {
-        let e = exponent.view::<E>()?;
-        with_num!(base.dtype(), T => {
-            let v: Vec<T> = e.iter().map(|&x| if E::IS_FLOAT { T::from_f64(x.to_f64()) } else { T::from_i64(x.to_i64()) }).collect();
-            tensor_from_pod(base.dtype(), exponent.shape().to_vec(), v)?
-        })
-    });
-    arithmetic(BinaryOp::Pow, base, &conv)
+    if exponent.dtype() == DType::Bool {
+        bail!("Pow exponent cannot be bool");
+    }
+    let e = exponent.to_f64_vec();
+    let es = exponent.shape();
+    let (bs, dt) = (base.shape(), base.dtype());
+    match dt {
+        DType::F32 => {
+            let (shape, out) = broadcast_map2(base.f32s()?, bs, &e, es, |a, x| a.powf(x as f32))?;
+            tensor_from_pod(dt, shape, out)
+        }
+        DType::F16 => {
+            let pow = |a: f16, x: f64| f16::from_f32(a.to_f32().powf(x as f32));
+            let (shape, out) = broadcast_map2(base.view::<f16>()?, bs, &e, es, pow)?;
+            tensor_from_pod(dt, shape, out)
+        }
+        DType::Bool => bail!("Pow is not defined for bool tensors"),
+        _ => with_num!(dt, T => {
+            let pow = |a: T, x: f64| T::from_f64(a.to_f64().powf(x));
+            let (shape, out) = broadcast_map2(base.view::<T>()?, bs, &e, es, pow)?;
+            tensor_from_pod(dt, shape, out)
+        }),
+    }
 }
 
 fn compare(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -127,7 +144,9 @@ fn compare(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         if op != BinaryOp::Equal {
             bail!("{op:?} is not defined for bool tensors");
         }
-        let (shape, out) = broadcast_map2(a.bools()?, a.shape(), b.bools()?, b.shape(), |x, y| u8::from(x == y))?;
+        let (shape, out) = broadcast_map2(a.bools()?, a.shape(), b.bools()?, b.shape(), |x, y| {
+            u8::from(x == y)
+        })?;
         return tensor_from_pod(DType::Bool, shape, out);
     }
     with_num!(a.dtype(), T => typed::<T>(op, a, b))
@@ -139,8 +158,12 @@ fn logical(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let (x, y) = (pod_view::<u8>(a)?, pod_view::<u8>(b)?);
     let (shape, out) = match op {
-        BinaryOp::And => broadcast_map2(x, a.shape(), y, b.shape(), |p, q| u8::from(p != 0 && q != 0))?,
-        _ => broadcast_map2(x, a.shape(), y, b.shape(), |p, q| u8::from(p != 0 || q != 0))?,
+        BinaryOp::And => broadcast_map2(x, a.shape(), y, b.shape(), |p, q| {
+            u8::from(p != 0 && q != 0)
+        })?,
+        _ => broadcast_map2(x, a.shape(), y, b.shape(), |p, q| {
+            u8::from(p != 0 || q != 0)
+        })?,
     };
     tensor_from_pod(DType::Bool, shape, out)
 }
@@ -149,7 +172,12 @@ pub fn run(op: &Binary, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let a = input(inputs, 0)?;
     let b = input(inputs, 1)?;
     if a.dtype() != b.dtype() && op.op != BinaryOp::Pow {
-        bail!("{:?} needs inputs of one dtype, got {} and {}", op.op, a.dtype(), b.dtype());
+        bail!(
+            "{:?} needs inputs of one dtype, got {} and {}",
+            op.op,
+            a.dtype(),
+            b.dtype()
+        );
     }
     let out = match op.op {
         BinaryOp::And | BinaryOp::Or => logical(op.op, a, b)?,

@@ -5,7 +5,11 @@ use cellm_ir::Tensor;
 
 /// Input `i`, or an error saying it is required.
 pub fn input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a Tensor> {
-    inputs.get(i).copied().flatten().ok_or_else(|| anyhow!("input {i} is required"))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| anyhow!("input {i} is required"))
 }
 
 /// Optional input `i`.
@@ -103,9 +107,16 @@ impl<W: Pod> AsRef<[u8]> for PodVec<W> {
 
 /// A tensor of `dtype` whose elements are stored as `W` (a type of the same
 /// size, e.g. `u8` for bool or `u16` for f16 bits).
-pub fn tensor_from_pod<W: Pod + Send + Sync>(dtype: DType, shape: Vec<usize>, values: Vec<W>) -> Result<Tensor> {
+pub fn tensor_from_pod<W: Pod + Send + Sync>(
+    dtype: DType,
+    shape: Vec<usize>,
+    values: Vec<W>,
+) -> Result<Tensor> {
     if std::mem::size_of::<W>() != dtype.size() {
-        anyhow::bail!("{}-byte values cannot hold {dtype} elements", std::mem::size_of::<W>());
+        anyhow::bail!(
+            "{}-byte values cannot hold {dtype} elements",
+            std::mem::size_of::<W>()
+        );
     }
     Tensor::from_bytes(dtype, shape, bytes::Bytes::from_owner(PodVec(values)))
 }
@@ -113,9 +124,14 @@ pub fn tensor_from_pod<W: Pod + Send + Sync>(dtype: DType, shape: Vec<usize>, va
 /// The elements of `t` as `W`s of the same size as its dtype.
 pub fn pod_view<W: Pod>(t: &Tensor) -> Result<&[W]> {
     if std::mem::size_of::<W>() != t.dtype().size() {
-        anyhow::bail!("{} tensor viewed as {}-byte values", t.dtype(), std::mem::size_of::<W>());
+        anyhow::bail!(
+            "{} tensor viewed as {}-byte values",
+            t.dtype(),
+            std::mem::size_of::<W>()
+        );
     }
-    bytemuck::try_cast_slice(&t.bytes()[..]).map_err(|e| anyhow!("{} tensor storage: {e}", t.dtype()))
+    bytemuck::try_cast_slice(&t.bytes()[..])
+        .map_err(|e| anyhow!("{} tensor storage: {e}", t.dtype()))
 }
 
 /// Runs `$body` with `$W` bound to the unsigned integer type as wide as
@@ -234,7 +250,10 @@ impl Num for half::f16 {
 
 /// Row-major element strides of `shape`, signed.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
-    cellm_ir::shape::strides(shape).into_iter().map(|s| s as isize).collect()
+    cellm_ir::shape::strides(shape)
+        .into_iter()
+        .map(|s| s as isize)
+        .collect()
 }
 
 /// Strides that read a tensor of `in_shape` as if broadcast to `out_shape`
@@ -344,14 +363,26 @@ pub fn strided_copy<W: Copy>(src: &[W], shape: &[usize], strides: &[isize], base
 
 /// A new tensor holding the strided view (`shape`, element `strides`, `base`
 /// offset) of `t`; fails when the view reaches outside `t`.
-pub fn strided_tensor(t: &Tensor, shape: Vec<usize>, strides: &[isize], base: isize) -> Result<Tensor> {
+pub fn strided_tensor(
+    t: &Tensor,
+    shape: Vec<usize>,
+    strides: &[isize],
+    base: isize,
+) -> Result<Tensor> {
     if strides.len() != shape.len() {
-        anyhow::bail!("view of rank {} given {} strides", shape.len(), strides.len());
+        anyhow::bail!(
+            "view of rank {} given {} strides",
+            shape.len(),
+            strides.len()
+        );
     }
     if numel(&shape) > 0 {
         let (lo, hi) = offset_range(&shape, strides, base);
         if lo < 0 || hi >= t.len() as isize {
-            anyhow::bail!("view {shape:?} reaches outside a tensor of shape {:?}", t.shape());
+            anyhow::bail!(
+                "view {shape:?} reaches outside a tensor of shape {:?}",
+                t.shape()
+            );
         }
     }
     with_word!(t.dtype(), W => {
@@ -402,11 +433,19 @@ pub fn broadcast_map2<A: Copy, B: Copy, O>(
     for_each_row(&shape, [&sa, &sb], [0, 0], |[oa, ob], len, [ia, ib]| {
         let (oa, ob) = (oa as usize, ob as usize);
         match (ia, ib) {
-            (1, 1) => out.extend(a[oa..oa + len].iter().zip(&b[ob..ob + len]).map(|(&x, &y)| f(x, y))),
+            (1, 1) => out.extend(
+                a[oa..oa + len]
+                    .iter()
+                    .zip(&b[ob..ob + len])
+                    .map(|(&x, &y)| f(x, y)),
+            ),
             (0, 1) => out.extend(b[ob..ob + len].iter().map(|&y| f(a[oa], y))),
             (1, 0) => out.extend(a[oa..oa + len].iter().map(|&x| f(x, b[ob]))),
             _ => out.extend((0..len).map(|i| {
-                f(a[(oa as isize + i as isize * ia) as usize], b[(ob as isize + i as isize * ib) as usize])
+                f(
+                    a[(oa as isize + i as isize * ia) as usize],
+                    b[(ob as isize + i as isize * ib) as usize],
+                )
             })),
         }
     });

@@ -12,7 +12,9 @@ pub fn run(op: &Concat, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         .enumerate()
         .map(|(i, t)| t.ok_or_else(|| anyhow!("Concat input {i} is missing")))
         .collect::<Result<_>>()?;
-    let first = *parts.first().ok_or_else(|| anyhow!("Concat needs at least one input"))?;
+    let first = *parts
+        .first()
+        .ok_or_else(|| anyhow!("Concat needs at least one input"))?;
     let axis = normalize_axis(op.axis, first.rank())?;
     let mut shape = first.shape().to_vec();
     shape[axis] = 0;
@@ -20,7 +22,13 @@ pub fn run(op: &Concat, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let same_rest = p.rank() == first.rank()
             && (0..first.rank()).all(|d| d == axis || p.shape()[d] == first.shape()[d]);
         if p.dtype() != first.dtype() || !same_rest {
-            bail!("Concat input {i} ({} {:?}) does not fit input 0 ({} {:?}) on axis {axis}", p.dtype(), p.shape(), first.dtype(), first.shape());
+            bail!(
+                "Concat input {i} ({} {:?}) does not fit input 0 ({} {:?}) on axis {axis}",
+                p.dtype(),
+                p.shape(),
+                first.dtype(),
+                first.shape()
+            );
         }
         shape[axis] += p.shape()[axis];
     }

@@ -8,9 +8,15 @@ use cellm_ir::Tensor;
 
 pub fn run(op: &ConstantOfShape, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let dims = int_list(input(inputs, 0)?, "ConstantOfShape shape")?;
-    let shape: Vec<usize> = dims.iter().map(|&d| to_dim(d, "ConstantOfShape shape")).collect::<Result<_>>()?;
+    let shape: Vec<usize> = dims
+        .iter()
+        .map(|&d| to_dim(d, "ConstantOfShape shape"))
+        .collect::<Result<_>>()?;
     if op.value.len() != 1 {
-        bail!("ConstantOfShape value must have one element, got shape {:?}", op.value.shape());
+        bail!(
+            "ConstantOfShape value must have one element, got shape {:?}",
+            op.value.shape()
+        );
     }
     let dt = op.value.dtype();
     let out = with_word!(dt, W => {

@@ -10,7 +10,10 @@ use cellm_ir::Tensor;
 pub fn run(_op: &Expand, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let dims = int_list(input(inputs, 1)?, "Expand shape")?;
-    let want: Vec<usize> = dims.iter().map(|&d| to_dim(d, "Expand shape")).collect::<Result<_>>()?;
+    let want: Vec<usize> = dims
+        .iter()
+        .map(|&d| to_dim(d, "Expand shape"))
+        .collect::<Result<_>>()?;
     let shape = broadcast_shapes(x.shape(), &want)?;
     Ok(vec![expand_to(x, &shape)?])
 }

@@ -18,7 +18,11 @@ fn typed<T: Num + std::ops::Sub<Output = T> + std::ops::Add<Output = T>>(
             _ => bail!("Range {what} must be a scalar, got shape {:?}", t.shape()),
         }
     };
-    let (s, l, d) = (scalar(start, "start")?, scalar(limit, "limit")?, scalar(delta, "delta")?);
+    let (s, l, d) = (
+        scalar(start, "start")?,
+        scalar(limit, "limit")?,
+        scalar(delta, "delta")?,
+    );
     let count = if T::IS_FLOAT {
         if d.to_f64() == 0.0 {
             bail!("Range delta is zero");
@@ -53,7 +57,14 @@ fn typed<T: Num + std::ops::Sub<Output = T> + std::ops::Add<Output = T>>(
 pub fn run(_op: &Range, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let (start, limit, delta) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
     if start.dtype() != limit.dtype() || start.dtype() != delta.dtype() {
-        bail!("Range inputs differ in dtype: {}, {}, {}", start.dtype(), limit.dtype(), delta.dtype());
+        bail!(
+            "Range inputs differ in dtype: {}, {}, {}",
+            start.dtype(),
+            limit.dtype(),
+            delta.dtype()
+        );
     }
-    Ok(vec![with_num!(start.dtype(), T => typed::<T>(start, limit, delta)?)])
+    Ok(vec![
+        with_num!(start.dtype(), T => typed::<T>(start, limit, delta)?),
+    ])
 }

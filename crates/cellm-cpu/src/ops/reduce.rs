@@ -11,7 +11,11 @@ use cellm_ir::{DType, Tensor};
 
 /// Calls `f(out_index, in_index)` for every input element, in input order.
 fn for_each_pair(shape: &[usize], reduced: &[bool], mut f: impl FnMut(usize, usize)) {
-    let kept: Vec<usize> = shape.iter().zip(reduced).map(|(&d, &r)| if r { 1 } else { d }).collect();
+    let kept: Vec<usize> = shape
+        .iter()
+        .zip(reduced)
+        .map(|(&d, &r)| if r { 1 } else { d })
+        .collect();
     let mut out_strides = super::common::contiguous_strides(&kept);
     for (s, &r) in out_strides.iter_mut().zip(reduced) {
         if r {
@@ -27,7 +31,14 @@ fn for_each_pair(shape: &[usize], reduced: &[bool], mut f: impl FnMut(usize, usi
     });
 }
 
-fn reduce_f64(kind: ReduceKind, x: &[f64], shape: &[usize], reduced: &[bool], n_out: usize, count: usize) -> Vec<f64> {
+fn reduce_f64(
+    kind: ReduceKind,
+    x: &[f64],
+    shape: &[usize],
+    reduced: &[bool],
+    n_out: usize,
+    count: usize,
+) -> Vec<f64> {
     let init = match kind {
         ReduceKind::Sum | ReduceKind::Mean => 0.0,
         ReduceKind::Prod => 1.0,
@@ -39,8 +50,20 @@ fn reduce_f64(kind: ReduceKind, x: &[f64], shape: &[usize], reduced: &[bool], n_
         ReduceKind::Sum | ReduceKind::Mean => |a, b| a + b,
         ReduceKind::Prod => |a, b| a * b,
         // NaN propagates, as in onnxruntime.
-        ReduceKind::Max => |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) },
-        ReduceKind::Min => |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) },
+        ReduceKind::Max => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        },
+        ReduceKind::Min => |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.min(b)
+            }
+        },
     };
     for_each_pair(shape, reduced, |o, i| acc[o] = combine(acc[o], x[i]));
     if kind == ReduceKind::Mean {
@@ -51,7 +74,15 @@ fn reduce_f64(kind: ReduceKind, x: &[f64], shape: &[usize], reduced: &[bool], n_
     acc
 }
 
-fn reduce_i64(kind: ReduceKind, x: &[i64], shape: &[usize], reduced: &[bool], n_out: usize, count: usize, dtype: DType) -> Vec<i64> {
+fn reduce_i64(
+    kind: ReduceKind,
+    x: &[i64],
+    shape: &[usize],
+    reduced: &[bool],
+    n_out: usize,
+    count: usize,
+    dtype: DType,
+) -> Vec<i64> {
     let (lowest, highest) = match dtype {
         DType::I32 => (i32::MIN as i64, i32::MAX as i64),
         DType::I8 => (i8::MIN as i64, i8::MAX as i64),
@@ -99,12 +130,28 @@ pub fn run(op: &Reduce, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         }
         reduced[ax] = true;
     }
-    let count: usize = x.shape().iter().zip(&reduced).filter(|(_, &r)| r).map(|(&d, _)| d).product();
-    let kept_shape: Vec<usize> = x.shape().iter().zip(&reduced).map(|(&d, &r)| if r { 1 } else { d }).collect();
+    let count: usize = x
+        .shape()
+        .iter()
+        .zip(&reduced)
+        .filter(|(_, &r)| r)
+        .map(|(&d, _)| d)
+        .product();
+    let kept_shape: Vec<usize> = x
+        .shape()
+        .iter()
+        .zip(&reduced)
+        .map(|(&d, &r)| if r { 1 } else { d })
+        .collect();
     let out_shape: Vec<usize> = if op.keepdims {
         kept_shape.clone()
     } else {
-        x.shape().iter().zip(&reduced).filter(|(_, &r)| !r).map(|(&d, _)| d).collect()
+        x.shape()
+            .iter()
+            .zip(&reduced)
+            .filter(|(_, &r)| !r)
+            .map(|(&d, _)| d)
+            .collect()
     };
     let n_out = numel(&kept_shape);
     let dt = x.dtype();
@@ -114,7 +161,15 @@ pub fn run(op: &Reduce, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     } else if dt == DType::Bool {
         bail!("Reduce{:?} is not defined for bool tensors", op.kind);
     } else {
-        let acc = reduce_i64(op.kind, &x.to_i64_vec()?, x.shape(), &reduced, n_out, count, dt);
+        let acc = reduce_i64(
+            op.kind,
+            &x.to_i64_vec()?,
+            x.shape(),
+            &reduced,
+            n_out,
+            count,
+            dt,
+        );
         with_num!(dt, T => tensor_from_pod(dt, out_shape, acc.into_iter().map(T::from_i64).collect::<Vec<T>>())?)
     };
     Ok(vec![out])

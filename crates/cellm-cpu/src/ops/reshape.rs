@@ -19,7 +19,10 @@ pub fn resolve_shape(in_shape: &[usize], spec: &[i64], allowzero: bool) -> Resul
             }
             0 if !allowzero => match in_shape.get(i) {
                 Some(&d) => shape.push(d),
-                None => bail!("Reshape shape {spec:?} copies dim {i} of an input of rank {}", in_shape.len()),
+                None => bail!(
+                    "Reshape shape {spec:?} copies dim {i} of an input of rank {}",
+                    in_shape.len()
+                ),
             },
             s if s < 0 => bail!("Reshape shape {spec:?} has a negative dim {s}"),
             s => shape.push(s as usize),

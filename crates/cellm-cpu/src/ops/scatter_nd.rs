@@ -47,7 +47,10 @@ fn reduce_typed<T: Num>(
     let mut out = data.view::<T>()?.to_vec();
     let upd = updates.view::<T>()?;
     for (row, &start) in starts.iter().enumerate() {
-        for (o, &u) in out[start..start + chunk].iter_mut().zip(&upd[row * chunk..(row + 1) * chunk]) {
+        for (o, &u) in out[start..start + chunk]
+            .iter_mut()
+            .zip(&upd[row * chunk..(row + 1) * chunk])
+        {
             *o = combine(*o, u);
         }
     }
@@ -67,7 +70,11 @@ pub fn run(op: &ScatterND, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let mut want = is[..q - 1].to_vec();
     want.extend_from_slice(&ds[k..]);
     if us != want.as_slice() || updates.dtype() != data.dtype() {
-        bail!("ScatterND updates are {} {us:?}, expected {} {want:?}", updates.dtype(), data.dtype());
+        bail!(
+            "ScatterND updates are {} {us:?}, expected {} {want:?}",
+            updates.dtype(),
+            data.dtype()
+        );
     }
     let chunk = numel(&ds[k..]);
     let mut starts = slice_starts(ds, &indices.to_i64_vec()?, k)?;

@@ -14,6 +14,9 @@ pub fn slice_dim(d: usize, start: i64, end: i64, step: i64) -> Result<(usize, i6
     if step == 0 {
         bail!("Slice step is 0");
     }
+    if d == 0 {
+        return Ok((0, 0));
+    }
     let d = d as i64;
     let wrap = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (start, end) = (wrap(start), wrap(end));
@@ -50,7 +53,12 @@ pub fn run(_op: &Slice, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         None => vec![1; n],
     };
     if ends.len() != n || axes.len() != n || steps.len() != n {
-        bail!("Slice starts/ends/axes/steps differ in length: {n}, {}, {}, {}", ends.len(), axes.len(), steps.len());
+        bail!(
+            "Slice starts/ends/axes/steps differ in length: {n}, {}, {}, {}",
+            ends.len(),
+            axes.len(),
+            steps.len()
+        );
     }
     let mut shape = x.shape().to_vec();
     let own = contiguous_strides(x.shape());

@@ -2,7 +2,7 @@
 //! input 1, else `num_outputs` parts of `ceil(d / num_outputs)` (the last one
 //! smaller when `d` does not divide evenly).
 
-use super::common::{input, int_list, opt_input, strided_tensor, to_dim, contiguous_strides};
+use super::common::{contiguous_strides, input, int_list, opt_input, strided_tensor, to_dim};
 use anyhow::{bail, Result};
 use cellm_ir::ops::Split;
 use cellm_ir::shape::normalize_axis;
@@ -13,15 +13,23 @@ pub fn run(op: &Split, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let axis = normalize_axis(op.axis, x.rank())?;
     let d = x.shape()[axis];
     let sizes: Vec<usize> = match (&op.split, opt_input(inputs, 1)) {
-        (Some(s), _) => s.iter().map(|&v| to_dim(v, "Split sizes")).collect::<Result<_>>()?,
-        (None, Some(t)) => int_list(t, "Split sizes")?.into_iter().map(|v| to_dim(v, "Split sizes")).collect::<Result<_>>()?,
+        (Some(s), _) => s
+            .iter()
+            .map(|&v| to_dim(v, "Split sizes"))
+            .collect::<Result<_>>()?,
+        (None, Some(t)) => int_list(t, "Split sizes")?
+            .into_iter()
+            .map(|v| to_dim(v, "Split sizes"))
+            .collect::<Result<_>>()?,
         (None, None) => {
             let n = op.num_outputs;
             if n == 0 {
                 bail!("Split has neither sizes nor num_outputs");
             }
             let part = d.div_ceil(n);
-            (0..n).map(|i| part.min(d.saturating_sub(i * part))).collect()
+            (0..n)
+                .map(|i| part.min(d.saturating_sub(i * part)))
+                .collect()
         }
     };
     if sizes.iter().sum::<usize>() != d {

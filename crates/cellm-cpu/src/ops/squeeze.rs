@@ -14,7 +14,8 @@ pub fn run(op: &Squeeze, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         (None, Some(t)) => Some(int_list(t, "Squeeze axes")?),
         (None, None) => None,
     };
-    let drop: Vec<bool> = match axes {
+    // An empty axes list squeezes every size-1 dim too, as onnxruntime does.
+    let drop: Vec<bool> = match axes.filter(|a| !a.is_empty()) {
         None => x.shape().iter().map(|&d| d == 1).collect(),
         Some(axes) => {
             let mut drop = vec![false; x.rank()];
@@ -28,6 +29,12 @@ pub fn run(op: &Squeeze, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             drop
         }
     };
-    let shape = x.shape().iter().zip(&drop).filter(|(_, &d)| !d).map(|(&s, _)| s).collect();
+    let shape = x
+        .shape()
+        .iter()
+        .zip(&drop)
+        .filter(|(_, &d)| !d)
+        .map(|(&s, _)| s)
+        .collect();
     Ok(vec![x.reshaped(shape)?])
 }

@@ -11,7 +11,11 @@ pub fn run(_op: &Tile, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let repeats = int_list(input(inputs, 1)?, "Tile repeats")?;
     if repeats.len() != x.rank() {
-        bail!("Tile repeats has {} values for a rank-{} input", repeats.len(), x.rank());
+        bail!(
+            "Tile repeats has {} values for a rank-{} input",
+            repeats.len(),
+            x.rank()
+        );
     }
     let own = contiguous_strides(x.shape());
     let mut view_shape = Vec::with_capacity(2 * x.rank());

@@ -70,7 +70,11 @@ macro_rules! int_unary {
             UnaryOp::Relu => |v: $T| if v < 0 { 0 } else { v },
             other => bail!("{other:?} is not defined for {} tensors", $t.dtype()),
         };
-        tensor_from_pod($t.dtype(), $t.shape().to_vec(), x.iter().map(|&v| f(v)).collect())?
+        tensor_from_pod(
+            $t.dtype(),
+            $t.shape().to_vec(),
+            x.iter().map(|&v| f(v)).collect(),
+        )?
     }};
 }
 
@@ -83,7 +87,11 @@ pub fn run(op: &Unary, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let out = match (op.op, x.dtype()) {
         (UnaryOp::Not, DType::Bool) => {
             let v = x.bools()?;
-            tensor_from_pod(DType::Bool, shape, v.iter().map(|&b| u8::from(b == 0)).collect())?
+            tensor_from_pod(
+                DType::Bool,
+                shape,
+                v.iter().map(|&b| u8::from(b == 0)).collect(),
+            )?
         }
         (UnaryOp::Not, other) => bail!("Not takes a bool tensor, got {other}"),
         (o, DType::F32) => {
@@ -97,7 +105,10 @@ pub fn run(op: &Unary, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         (o, DType::F16) => {
             let f = f32_fn(o)?;
             let v = x.view::<f16>()?;
-            Tensor::from_vec(shape, v.iter().map(|&v| f16::from_f32(f(v.to_f32()))).collect())
+            Tensor::from_vec(
+                shape,
+                v.iter().map(|&v| f16::from_f32(f(v.to_f32()))).collect(),
+            )
         }
         (o, DType::I64) => int_unary!(x, i64, o),
         (o, DType::I32) => int_unary!(x, i32, o),

@@ -24,6 +24,15 @@ pub fn run(op: &Unsqueeze, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         inserted[ax] = true;
     }
     let mut dims = x.shape().iter();
-    let shape = inserted.iter().map(|&new| if new { 1 } else { dims.next().copied().unwrap_or(1) }).collect();
+    let shape = inserted
+        .iter()
+        .map(|&new| {
+            if new {
+                1
+            } else {
+                dims.next().copied().unwrap_or(1)
+            }
+        })
+        .collect();
     Ok(vec![x.reshaped(shape)?])
 }

@@ -14,7 +14,11 @@ pub fn run(_op: &Where, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         bail!("Where condition must be bool, got {}", cond.dtype());
     }
     if x.dtype() != y.dtype() {
-        bail!("Where branches differ in dtype: {} and {}", x.dtype(), y.dtype());
+        bail!(
+            "Where branches differ in dtype: {} and {}",
+            x.dtype(),
+            y.dtype()
+        );
     }
     let shape = broadcast_shapes(&broadcast_shapes(cond.shape(), x.shape())?, y.shape())?;
     let sc = broadcast_strides(cond.shape(), &shape)?;

@@ -1,5 +1,5 @@
 //! Conv: defaults group 1, strides 1, dilations 1, pads 0, auto_pad NOTSET.
-//! The spatial rank comes from `kernel_shape` or the weight initializer;
+//! The spatial rank comes from `kernel_shape` or the weight's known rank;
 //! auto_pad VALID is resolved to zero pads here, SAME_* need input shapes.
 
 use super::{check_inputs, check_outputs, ImportCtx};
@@ -12,10 +12,10 @@ pub fn import(node: &NodeProto, ctx: &ImportCtx) -> Result<Op> {
     check_inputs(node, 2, 3)?;
     check_outputs(node, 1)?;
     let kernel_shape = attr::usizes(node, "kernel_shape")?;
-    let spatial = match (&kernel_shape, ctx.initializer(node, 1)) {
+    let spatial = match (&kernel_shape, ctx.known_rank(node, 1)) {
         (Some(k), _) => k.len(),
-        (None, Some(w)) if w.rank() >= 3 => w.rank() - 2,
-        _ => bail!("cannot tell the number of spatial dims: no 'kernel_shape' and the weight is not a constant"),
+        (None, Some(rank)) if rank >= 3 => rank - 2,
+        _ => bail!("cannot tell the number of spatial dims: no 'kernel_shape' and the weight's rank is unknown"),
     };
     if spatial == 0 {
         bail!("attribute 'kernel_shape' is empty");

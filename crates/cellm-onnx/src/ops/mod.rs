@@ -56,6 +56,17 @@ impl ImportCtx<'_> {
         let v = self.graph.find(name)?;
         self.graph.initializers.get(&v)
     }
+
+    /// The rank of input `i` of `node` when it is an initializer or a graph
+    /// input with a declared shape.
+    pub fn known_rank(&self, node: &NodeProto, i: usize) -> Option<usize> {
+        if let Some(t) = self.initializer(node, i) {
+            return Some(t.rank());
+        }
+        let name = node.input.get(i).filter(|n| !n.is_empty())?;
+        let v = self.graph.find(name)?;
+        self.graph.values[v].fact.as_ref()?.shape.as_ref().map(|s| s.len())
+    }
 }
 
 /// Whether input `i` is given (present and not the empty name).

@@ -1,0 +1,374 @@
+//! Per-op GPU kernels against the CPU reference (`cellm_cpu::ops::eval`) on
+//! fresh random inputs (seed printed; set CELLM_TEST_SEED to replay), odd
+//! sizes, broadcasting and empty past. Every device buffer is poisoned
+//! (all-ones words: NaN / -1) before it is written, and integer ops are
+//! forced onto the device.
+//!
+//! Tolerances, |gpu - cpu| <= tol * max(1, |cpu|): f32 elementwise 1e-5
+//! (GPU transcendental functions are within a few ulp); reductions, matmul,
+//! norms, softmax, attention 1e-4 (summation order differs); f16 outputs
+//! 1e-2 (rounding to f16 can differ by one ulp = 2^-10 relative after a
+//! different f32 summation). Integers and bools must match exactly.
+
+mod common;
+
+use cellm_gpu::{GpuSession, SessionOptions};
+use cellm_ir::ops::*;
+use cellm_ir::{DType, Dim, Fact, Graph, Node, Op, Tensor};
+use half::f16;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+
+const ELEM: f64 = 1e-5;
+const RED: f64 = 1e-4;
+const HALF: f64 = 1e-2;
+
+fn rng() -> StdRng {
+    let seed = std::env::var("CELLM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
+    println!("seed {seed} (CELLM_TEST_SEED to replay)");
+    StdRng::seed_from_u64(seed)
+}
+
+fn randf(r: &mut StdRng, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(shape.to_vec(), (0..n).map(|_| r.random_range(lo..hi)).collect::<Vec<f32>>())
+}
+
+fn randh(r: &mut StdRng, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(shape.to_vec(), (0..n).map(|_| f16::from_f32(r.random_range(-2.0..2.0))).collect::<Vec<f16>>())
+}
+
+fn randi(r: &mut StdRng, shape: &[usize], lo: i64, hi: i64) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(shape.to_vec(), (0..n).map(|_| r.random_range(lo..hi)).collect::<Vec<i64>>())
+}
+
+fn randb(r: &mut StdRng, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_bools(shape.to_vec(), (0..n).map(|_| r.random_bool(0.5)).collect())
+}
+
+fn ints(v: &[i64]) -> Tensor {
+    Tensor::from_vec(vec![v.len()], v.to_vec())
+}
+
+/// An input: a runtime graph input, or a constant (initializer) like the
+/// shape/axes operands of real graphs.
+enum In {
+    Run(Tensor),
+    Const(Tensor),
+    None,
+}
+
+/// Runs `op` on the GPU and the CPU and compares every output.
+fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) {
+    let Some(ctx) = common::gpu() else { return };
+    let mut g = Graph::new(what);
+    let mut ids = Vec::new();
+    let mut cpu_in: Vec<Option<Tensor>> = Vec::new();
+    let mut feeds = HashMap::new();
+    for (i, inp) in inputs.into_iter().enumerate() {
+        let name = format!("in{i}");
+        match inp {
+            In::Run(t) => {
+                let fact = Fact::new(t.dtype(), Some(t.shape().iter().map(|&d| Dim::Known(d)).collect()));
+                ids.push(Some(g.add_input(&name, fact)));
+                cpu_in.push(Some(t.clone()));
+                feeds.insert(name, t);
+            }
+            In::Const(t) => {
+                ids.push(Some(g.add_initializer(&name, t.clone())));
+                cpu_in.push(Some(t));
+            }
+            In::None => {
+                ids.push(None);
+                cpu_in.push(None);
+            }
+        }
+    }
+    let refs: Vec<Option<&Tensor>> = cpu_in.iter().map(|t| t.as_ref()).collect();
+    let want = cellm_cpu::ops::eval(&op, &refs).unwrap_or_else(|e| panic!("{what}: CPU: {e:#}"));
+    let outs: Vec<Option<usize>> = (0..want.len()).map(|j| Some(g.value(&format!("out{j}")))).collect();
+    g.outputs = outs.iter().flatten().copied().collect();
+    g.add_node(Node { name: what.to_string(), op, inputs: ids, outputs: outs }).expect("node");
+    g.infer_facts().unwrap_or_else(|e| panic!("{what}: infer: {e:#}"));
+    let opts = SessionOptions { poison_buffers: true, host_shape_math: false };
+    let s = GpuSession::with_context(ctx, g, opts).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    let got = s.run(&feeds).unwrap_or_else(|e| panic!("{what}: GPU: {e:#}"));
+    let stats = s.last_stats();
+    assert!(stats.host_ops.is_empty(), "{what}: ran on the host: {:?}", stats.host_ops);
+    for (j, w) in want.iter().enumerate() {
+        let gt = &got[&format!("out{j}")];
+        assert_eq!(gt.dtype(), w.dtype(), "{what} output {j} dtype");
+        assert_eq!(gt.shape(), w.shape(), "{what} output {j} shape");
+        if w.dtype().is_float() {
+            let (a, b) = (gt.to_f64_vec(), w.to_f64_vec());
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                let bound = tol * y.abs().max(1.0);
+                let ok = (x - y).abs() <= bound || (x.is_nan() && y.is_nan()) || (x == y);
+                assert!(ok, "{what} output {j}[{i}]: gpu {x} vs cpu {y} (tol {bound:e})");
+            }
+        } else {
+            assert_eq!(gt.to_i64_vec().expect("ints"), w.to_i64_vec().expect("ints"), "{what} output {j}");
+        }
+    }
+}
+
+fn dims(r: &mut StdRng, rank: usize, max: usize) -> Vec<usize> {
+    (0..rank).map(|_| r.random_range(1..=max)).collect()
+}
+
+#[test]
+fn unary_ops() {
+    let mut r = rng();
+    use UnaryOp::*;
+    for op in [Identity, Neg, Sqrt, Reciprocal, Sigmoid, Tanh, Cos, Sin, Exp, Log, Abs, Relu, Erf] {
+        let shape = dims(&mut r, 3, 9);
+        let (lo, hi) = match op {
+            Sqrt | Log | Reciprocal => (0.1, 4.0),
+            _ => (-4.0, 4.0),
+        };
+        let x = randf(&mut r, &shape, lo, hi);
+        check(&format!("{op:?}"), Op::Unary(Unary { op }), vec![In::Run(x)], ELEM);
+    }
+    for op in [Neg, Abs, Relu] {
+        let shape = dims(&mut r, 2, 7);
+        let x = randi(&mut r, &shape, -50, 50);
+        check(&format!("{op:?} i64"), Op::Unary(Unary { op }), vec![In::Run(x)], 0.0);
+    }
+    let b = randb(&mut r, &[5, 3]);
+    check("Not", Op::Unary(Unary { op: Not }), vec![In::Run(b)], 0.0);
+    let h = randh(&mut r, &[3, 7]);
+    check("Exp f16", Op::Unary(Unary { op: Exp }), vec![In::Run(h)], HALF);
+}
+
+#[test]
+fn binary_ops_broadcast() {
+    let mut r = rng();
+    use BinaryOp::*;
+    let a_shape = [3, 1, 5];
+    let b_shape = [4, 1];
+    for op in [Add, Sub, Mul, Div, Equal, Less, LessOrEqual, Greater, GreaterOrEqual] {
+        let a = randf(&mut r, &a_shape, -3.0, 3.0);
+        let b = randf(&mut r, &b_shape, 0.5, 3.0);
+        check(&format!("{op:?} f32"), Op::Binary(Binary { op }), vec![In::Run(a), In::Run(b)], ELEM);
+    }
+    let a = randf(&mut r, &[2, 7], 0.1, 3.0);
+    let b = randf(&mut r, &[7], -2.0, 2.0);
+    check("Pow f32", Op::Binary(Binary { op: Pow }), vec![In::Run(a), In::Run(b)], ELEM);
+    let a = randf(&mut r, &[6], -3.0, 3.0);
+    check("Pow f32^i64", Op::Binary(Binary { op: Pow }), vec![In::Run(a), In::Const(Tensor::scalar(2i64))], ELEM);
+    for op in [Add, Sub, Mul, Div, Mod { fmod: false }, Mod { fmod: true }, Equal, Less, Greater] {
+        let a = randi(&mut r, &[5, 1], -40, 40);
+        let mut b = randi(&mut r, &[1, 6], 1, 9);
+        if r.random_bool(0.5) {
+            b = Tensor::from_vec(vec![1, 6], b.i64s().expect("i64").iter().map(|v| -v).collect::<Vec<i64>>());
+        }
+        check(&format!("{op:?} i64"), Op::Binary(Binary { op }), vec![In::Run(a), In::Run(b)], 0.0);
+    }
+    for op in [And, Or] {
+        check(&format!("{op:?}"), Op::Binary(Binary { op }), vec![In::Run(randb(&mut r, &[4, 3])), In::Run(randb(&mut r, &[3]))], 0.0);
+    }
+    let (a, b) = (randh(&mut r, &[3, 5]), randh(&mut r, &[5]));
+    check("Mul f16", Op::Binary(Binary { op: Mul }), vec![In::Run(a), In::Run(b)], HALF);
+}
+
+#[test]
+fn where_and_cast() {
+    let mut r = rng();
+    let c = randb(&mut r, &[2, 1, 5]);
+    check("Where", Op::Where(Where), vec![In::Run(c), In::Run(randf(&mut r, &[3, 5], -1.0, 1.0)), In::Run(randf(&mut r, &[1], -1.0, 1.0))], 0.0);
+    let c = randb(&mut r, &[4]);
+    check("Where i64", Op::Where(Where), vec![In::Run(c), In::Run(randi(&mut r, &[4], -9, 9)), In::Run(randi(&mut r, &[4], -9, 9))], 0.0);
+    for (from, to) in [
+        (DType::F32, DType::I64),
+        (DType::I64, DType::F32),
+        (DType::F32, DType::F16),
+        (DType::F16, DType::F32),
+        (DType::Bool, DType::F32),
+        (DType::F32, DType::Bool),
+        (DType::I64, DType::Bool),
+    ] {
+        let x = match from {
+            DType::F32 => randf(&mut r, &[3, 7], -50.0, 50.0),
+            DType::F16 => randh(&mut r, &[3, 7]),
+            DType::I64 => randi(&mut r, &[3, 7], -3, 3),
+            _ => randb(&mut r, &[3, 7]),
+        };
+        // f32 -> f16 rounding is exact on both sides (round to nearest even).
+        check(&format!("Cast {from}->{to}"), Op::Cast(Cast { to }), vec![In::Run(x)], 0.0);
+    }
+}
+
+#[test]
+fn data_movement() {
+    let mut r = rng();
+    let x = randf(&mut r, &[2, 3, 5], -1.0, 1.0);
+    check("Transpose", Op::Transpose(Transpose { perm: Some(vec![2, 0, 1]) }), vec![In::Run(x.clone())], 0.0);
+    check("Transpose default", Op::Transpose(Transpose { perm: None }), vec![In::Run(x.clone())], 0.0);
+    check(
+        "Slice neg step",
+        Op::Slice(Slice),
+        vec![In::Run(x.clone()), In::Const(ints(&[-1, 1])), In::Const(ints(&[-100, 3])), In::Const(ints(&[2, 1])), In::Const(ints(&[-2, 1]))],
+        0.0,
+    );
+    check(
+        "Slice huge end",
+        Op::Slice(Slice),
+        vec![In::Run(x.clone()), In::Const(ints(&[1])), In::Const(ints(&[i64::MAX])), In::Const(ints(&[1])), In::None],
+        0.0,
+    );
+    check("Expand", Op::Expand(Expand), vec![In::Run(randf(&mut r, &[3, 1], -1.0, 1.0)), In::Const(ints(&[2, 3, 4]))], 0.0);
+    check("Tile", Op::Tile(Tile), vec![In::Run(randi(&mut r, &[2, 3], -5, 5)), In::Const(ints(&[2, 3]))], 0.0);
+    check(
+        "Concat empty past",
+        Op::Concat(Concat { axis: 2 }),
+        vec![In::Run(randf(&mut r, &[1, 2, 0, 4], -1.0, 1.0)), In::Run(randf(&mut r, &[1, 2, 3, 4], -1.0, 1.0))],
+        0.0,
+    );
+    check(
+        "Concat axis 1",
+        Op::Concat(Concat { axis: -2 }),
+        vec![In::Run(randf(&mut r, &[2, 3, 4], -1.0, 1.0)), In::Run(randf(&mut r, &[2, 1, 4], -1.0, 1.0)), In::Run(randf(&mut r, &[2, 5, 4], -1.0, 1.0))],
+        0.0,
+    );
+    check("Split", Op::Split(Split { axis: 1, split: None, num_outputs: 0 }), vec![In::Run(x.clone()), In::Const(ints(&[1, 2]))], 0.0);
+    check("Split num_outputs", Op::Split(Split { axis: 2, split: None, num_outputs: 2 }), vec![In::Run(x.clone())], 0.0);
+    check("Reshape", Op::Reshape(Reshape { allowzero: false }), vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], 0.0);
+    check("Unsqueeze", Op::Unsqueeze(Unsqueeze { axes: None }), vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], 0.0);
+    check("Squeeze", Op::Squeeze(Squeeze { axes: None }), vec![In::Run(randf(&mut r, &[1, 3, 1], -1.0, 1.0)), In::Const(ints(&[2]))], 0.0);
+    check("Flatten", Op::Flatten(Flatten { axis: 2 }), vec![In::Run(x.clone())], 0.0);
+    check("Trilu upper", Op::Trilu(Trilu { upper: true }), vec![In::Run(randf(&mut r, &[2, 4, 5], -1.0, 1.0)), In::Const(Tensor::scalar(1i64))], 0.0);
+    check("Trilu lower", Op::Trilu(Trilu { upper: false }), vec![In::Run(randf(&mut r, &[5, 3], -1.0, 1.0)), In::None], 0.0);
+    check(
+        "ConstantOfShape",
+        Op::ConstantOfShape(ConstantOfShape { value: Tensor::from_vec(vec![1], vec![-2.5f32]) }),
+        vec![In::Const(ints(&[3, 4]))],
+        0.0,
+    );
+}
+
+#[test]
+fn gathers_and_scatter() {
+    let mut r = rng();
+    let data = randf(&mut r, &[7, 5], -1.0, 1.0);
+    check("Gather axis 0", Op::Gather(Gather { axis: 0 }), vec![In::Run(data.clone()), In::Run(randi(&mut r, &[2, 3], -7, 7))], 0.0);
+    check("Gather axis 1", Op::Gather(Gather { axis: 1 }), vec![In::Run(data.clone()), In::Const(Tensor::scalar(-1i64))], 0.0);
+    let d3 = randf(&mut r, &[2, 4, 3], -1.0, 1.0);
+    let idx = Tensor::from_vec(vec![3, 2], vec![0i64, 1, 1, -1, 0, 3]);
+    check("GatherND", Op::GatherND(GatherND { batch_dims: 0 }), vec![In::Run(d3.clone()), In::Run(idx)], 0.0);
+    let idx = Tensor::from_vec(vec![2, 1], vec![3i64, 0]);
+    check("GatherND batch_dims 1", Op::GatherND(GatherND { batch_dims: 1 }), vec![In::Run(d3.clone()), In::Run(idx)], 0.0);
+    let idx = Tensor::from_vec(vec![2, 2], vec![1i64, 2, 0, 0]);
+    check(
+        "ScatterND",
+        Op::ScatterND(ScatterND { reduction: ScatterReduction::None }),
+        vec![In::Run(d3), In::Run(idx), In::Run(randf(&mut r, &[2, 3], -1.0, 1.0))],
+        0.0,
+    );
+}
+
+#[test]
+fn reductions_softmax_norms() {
+    let mut r = rng();
+    let x = randf(&mut r, &[3, 5, 7], -2.0, 2.0);
+    for kind in [ReduceKind::Mean, ReduceKind::Sum, ReduceKind::Max] {
+        let op = Op::Reduce(Reduce { kind, axes: None, keepdims: true, noop_with_empty_axes: false });
+        check(&format!("Reduce{kind:?}"), op, vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], RED);
+    }
+    let op = Op::Reduce(Reduce { kind: ReduceKind::Sum, axes: Some(vec![1]), keepdims: false, noop_with_empty_axes: false });
+    check("ReduceSum attr", op, vec![In::Run(x.clone())], RED);
+    check("Softmax last", Op::Softmax(Softmax { axis: -1 }), vec![In::Run(x.clone())], RED);
+    check("Softmax mid", Op::Softmax(Softmax { axis: 1 }), vec![In::Run(x.clone())], RED);
+    check("Softmax f16", Op::Softmax(Softmax { axis: -1 }), vec![In::Run(randh(&mut r, &[4, 9]))], HALF);
+    check(
+        "LayerNormalization",
+        Op::LayerNormalization(LayerNormalization { axis: -1, epsilon: 1e-5 }),
+        vec![In::Run(x.clone()), In::Const(randf(&mut r, &[7], 0.5, 1.5)), In::Const(randf(&mut r, &[7], -1.0, 1.0))],
+        RED,
+    );
+    check(
+        "SimplifiedLayerNormalization",
+        Op::SimplifiedLayerNormalization(SimplifiedLayerNormalization { axis: -1, epsilon: 1e-6 }),
+        vec![In::Run(x.clone()), In::Const(randf(&mut r, &[7], 0.5, 1.5))],
+        RED,
+    );
+    check(
+        "SkipSimplifiedLayerNormalization",
+        Op::SkipSimplifiedLayerNormalization(SkipSimplifiedLayerNormalization { epsilon: 1e-6 }),
+        vec![In::Run(x.clone()), In::Run(randf(&mut r, &[3, 5, 7], -2.0, 2.0)), In::Const(randf(&mut r, &[7], 0.5, 1.5))],
+        RED,
+    );
+    check(
+        "SkipSimplifiedLayerNormalization f16",
+        Op::SkipSimplifiedLayerNormalization(SkipSimplifiedLayerNormalization { epsilon: 1e-6 }),
+        vec![In::Run(randh(&mut r, &[2, 3, 8])), In::Run(randh(&mut r, &[2, 3, 8])), In::Const(randh(&mut r, &[8]))],
+        HALF,
+    );
+}
+
+#[test]
+fn mat_mul_and_conv() {
+    let mut r = rng();
+    let (m, k, n) = (r.random_range(1..40), r.random_range(1..40), r.random_range(1..40));
+    let a = randf(&mut r, &[2, 1, m, k], -1.0, 1.0);
+    let b = randf(&mut r, &[3, k, n], -1.0, 1.0);
+    check("MatMul batched broadcast", Op::MatMul(MatMul), vec![In::Run(a), In::Const(b)], RED);
+    check("MatMul 1-D", Op::MatMul(MatMul), vec![In::Run(randf(&mut r, &[k], -1.0, 1.0)), In::Run(randf(&mut r, &[2, k, n], -1.0, 1.0))], RED);
+    check("MatMul f16", Op::MatMul(MatMul), vec![In::Run(randh(&mut r, &[5, 17])), In::Const(randh(&mut r, &[17, 9]))], HALF);
+    let patch = Conv { kernel_shape: Some(vec![16, 16]), strides: vec![16, 16], pads: vec![0; 4], dilations: vec![1, 1], group: 1, auto_pad: AutoPad::NotSet };
+    check(
+        "Conv patch embedding",
+        Op::Conv(patch),
+        vec![In::Run(randf(&mut r, &[1, 3, 48, 32], -1.0, 1.0)), In::Const(randf(&mut r, &[8, 3, 16, 16], -0.1, 0.1)), In::Const(randf(&mut r, &[8], -1.0, 1.0))],
+        RED,
+    );
+    let general = Conv { kernel_shape: None, strides: vec![2, 1], pads: vec![1, 0, 1, 2], dilations: vec![1, 2], group: 2, auto_pad: AutoPad::NotSet };
+    check(
+        "Conv general",
+        Op::Conv(general),
+        vec![In::Run(randf(&mut r, &[2, 4, 9, 7], -1.0, 1.0)), In::Const(randf(&mut r, &[6, 2, 3, 3], -0.5, 0.5)), In::None],
+        RED,
+    );
+}
+
+#[test]
+fn rotary_and_attention() {
+    let mut r = rng();
+    let (b, s, h, d) = (2, 3, 2, 8);
+    for interleaved in [false, true] {
+        let op = RotaryEmbedding { interleaved, num_heads: h, rotary_embedding_dim: 0, scale: 1.0 };
+        check(
+            &format!("RotaryEmbedding interleaved={interleaved}"),
+            Op::RotaryEmbedding(op),
+            vec![In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)), In::Run(randi(&mut r, &[b, s], 0, 16)), In::Const(randf(&mut r, &[16, d / 2], -1.0, 1.0)), In::Const(randf(&mut r, &[16, d / 2], -1.0, 1.0))],
+            ELEM * 10.0,
+        );
+    }
+    for past in [0usize, 4] {
+        let total = past + s;
+        let mut mask = vec![1i64; b * total];
+        mask[0] = 0;
+        let op = MultiHeadAttention { num_heads: h, scale: None, mask_filter_value: -10000.0, unidirectional: true };
+        check(
+            &format!("MultiHeadAttention past={past}"),
+            Op::MultiHeadAttention(op),
+            vec![
+                In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+                In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+                In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+                In::None,
+                In::Run(Tensor::from_vec(vec![b, total], mask)),
+                In::None,
+                In::Run(randf(&mut r, &[b, h, past, d], -1.0, 1.0)),
+                In::Run(randf(&mut r, &[b, h, past, d], -1.0, 1.0)),
+            ],
+            RED,
+        );
+    }
+}
