@@ -14,10 +14,17 @@ pub fn bind_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Bi
     let mut bindings = Bindings::new();
     for &v in &graph.inputs {
         let info = &graph.values[v];
-        let t = inputs.get(&info.name).ok_or_else(|| anyhow!("missing input '{}'", info.name))?;
+        let t = inputs
+            .get(&info.name)
+            .ok_or_else(|| anyhow!("missing input '{}'", info.name))?;
         let Some(fact) = &info.fact else { continue };
         if t.dtype() != fact.dtype {
-            bail!("input '{}' must be {} but is {}", info.name, fact.dtype, t.dtype());
+            bail!(
+                "input '{}' must be {} but is {}",
+                info.name,
+                fact.dtype,
+                t.dtype()
+            );
         }
         let Some(shape) = &fact.shape else { continue };
         if shape.len() != t.rank() {
@@ -71,18 +78,17 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
     }
     for ix in order {
         let node = &graph.nodes[ix];
-        let args: Vec<Option<&Tensor>> = node
-            .inputs
-            .iter()
-            .map(|v| match v {
-                Some(v) => values[*v]
-                    .as_ref()
-                    .map(Some)
-                    .ok_or_else(|| anyhow!("value '{}' is not available", graph.values[*v].name)),
-                None => Ok(None),
-            })
-            .collect::<Result<_>>()
-            .map_err(|e| anyhow!("node '{}' ({}): {e}", node.name, node.op.name()))?;
+        let args: Vec<Option<&Tensor>> =
+            node.inputs
+                .iter()
+                .map(|v| match v {
+                    Some(v) => values[*v].as_ref().map(Some).ok_or_else(|| {
+                        anyhow!("value '{}' is not available", graph.values[*v].name)
+                    }),
+                    None => Ok(None),
+                })
+                .collect::<Result<_>>()
+                .map_err(|e| anyhow!("node '{}' ({}): {e}", node.name, node.op.name()))?;
         let outs = crate::ops::eval(&node.op, &args)
             .map_err(|e| anyhow!("node '{}' ({}): {e:#}", node.name, node.op.name()))?;
         for (slot, t) in node.outputs.iter().zip(outs) {
@@ -99,7 +105,9 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
     }
     let mut out = HashMap::new();
     for &v in &graph.outputs {
-        let t = values[v].clone().ok_or_else(|| anyhow!("output '{}' was not computed", graph.values[v].name))?;
+        let t = values[v]
+            .clone()
+            .ok_or_else(|| anyhow!("output '{}' was not computed", graph.values[v].name))?;
         out.insert(graph.values[v].name.clone(), t);
     }
     Ok(out)

@@ -41,7 +41,10 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(name: impl Into<String>) -> Graph {
-        Graph { name: name.into(), ..Default::default() }
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     /// The value called `name`, created if new.
@@ -50,7 +53,11 @@ impl Graph {
             return v;
         }
         let id = self.values.len();
-        self.values.push(ValueInfo { name: name.to_string(), fact: None, producer: None });
+        self.values.push(ValueInfo {
+            name: name.to_string(),
+            fact: None,
+            producer: None,
+        });
         self.value_by_name.insert(name.to_string(), id);
         id
     }
@@ -72,7 +79,10 @@ impl Graph {
 
     pub fn add_initializer(&mut self, name: &str, t: Tensor) -> ValueId {
         let v = self.value(name);
-        self.values[v].fact = Some(Fact::new(t.dtype(), Some(t.shape().iter().map(|&d| d.into()).collect())));
+        self.values[v].fact = Some(Fact::new(
+            t.dtype(),
+            Some(t.shape().iter().map(|&d| d.into()).collect()),
+        ));
         self.initializers.insert(v, t);
         v
     }
@@ -94,7 +104,10 @@ impl Graph {
                 );
             }
             if self.initializers.contains_key(&v) {
-                bail!("node '{name}' writes '{}', which is an initializer", self.values[v].name);
+                bail!(
+                    "node '{name}' writes '{}', which is an initializer",
+                    self.values[v].name
+                );
             }
             self.values[v].producer = Some(ix);
             // Connect consumers that were added before this producer.
@@ -119,15 +132,21 @@ impl Graph {
 
     /// Nodes in an order where producers come before consumers.
     pub fn topo_order(&self) -> Result<Vec<NodeIndex>> {
-        petgraph::algo::toposort(&self.nodes, None)
-            .map_err(|cycle| anyhow!("the graph has a cycle through node '{}'", self.nodes[cycle.node_id()].name))
+        petgraph::algo::toposort(&self.nodes, None).map_err(|cycle| {
+            anyhow!(
+                "the graph has a cycle through node '{}'",
+                self.nodes[cycle.node_id()].name
+            )
+        })
     }
 
     /// Checks that every value read is a graph input, an initializer or the
     /// output of some node, and that the graph's outputs are all produced.
     pub fn validate(&self) -> Result<()> {
         let is_available = |v: ValueId| {
-            self.inputs.contains(&v) || self.initializers.contains_key(&v) || self.values[v].producer.is_some()
+            self.inputs.contains(&v)
+                || self.initializers.contains_key(&v)
+                || self.values[v].producer.is_some()
         };
         for ix in self.nodes.node_indices() {
             let n = &self.nodes[ix];
@@ -156,10 +175,16 @@ impl Graph {
     pub fn infer_facts(&mut self) -> Result<()> {
         for ix in self.topo_order()? {
             let node = &self.nodes[ix];
-            let facts: Vec<Option<&Fact>> =
-                node.inputs.iter().map(|v| v.and_then(|v| self.values[v].fact.as_ref())).collect();
-            let consts: Vec<Option<&Tensor>> =
-                node.inputs.iter().map(|v| v.and_then(|v| self.initializers.get(&v))).collect();
+            let facts: Vec<Option<&Fact>> = node
+                .inputs
+                .iter()
+                .map(|v| v.and_then(|v| self.values[v].fact.as_ref()))
+                .collect();
+            let consts: Vec<Option<&Tensor>> = node
+                .inputs
+                .iter()
+                .map(|v| v.and_then(|v| self.initializers.get(&v)))
+                .collect();
             let out = node
                 .op
                 .infer(&facts, &consts)
@@ -193,7 +218,11 @@ impl Graph {
         let mut h: HashMap<String, usize> = HashMap::new();
         for ix in self.nodes.node_indices() {
             let op = &self.nodes[ix].op;
-            let key = if op.domain().is_empty() { op.name() } else { format!("{}:{}", op.domain(), op.name()) };
+            let key = if op.domain().is_empty() {
+                op.name()
+            } else {
+                format!("{}:{}", op.domain(), op.name())
+            };
             *h.entry(key).or_default() += 1;
         }
         let mut v: Vec<_> = h.into_iter().collect();

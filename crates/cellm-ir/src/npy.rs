@@ -20,18 +20,25 @@ pub fn parse(data: &[u8], what: &str) -> Result<Tensor> {
             if data.len() < 12 {
                 bail!("{what}: truncated .npy header");
             }
-            (u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize,
+                12,
+            )
         }
         v => bail!("{what}: unsupported .npy version {v}"),
     };
     let header = data
         .get(start..start + header_len)
         .with_context(|| format!("{what}: truncated .npy header"))?;
-    let header = std::str::from_utf8(header).with_context(|| format!("{what}: header is not text"))?;
-    let descr = dict_value(header, "descr").with_context(|| format!("{what}: no descr in header"))?;
+    let header =
+        std::str::from_utf8(header).with_context(|| format!("{what}: header is not text"))?;
+    let descr =
+        dict_value(header, "descr").with_context(|| format!("{what}: no descr in header"))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let dtype = DType::from_npy_descr(descr).with_context(|| format!("{what}: unsupported dtype {descr}"))?;
-    let fortran = dict_value(header, "fortran_order").with_context(|| format!("{what}: no fortran_order"))?;
+    let dtype = DType::from_npy_descr(descr)
+        .with_context(|| format!("{what}: unsupported dtype {descr}"))?;
+    let fortran =
+        dict_value(header, "fortran_order").with_context(|| format!("{what}: no fortran_order"))?;
     if fortran.starts_with("True") {
         bail!("{what}: Fortran-ordered arrays are not supported");
     }
@@ -51,7 +58,10 @@ pub fn parse(data: &[u8], what: &str) -> Result<Tensor> {
     let body = &data[start + header_len..];
     let want = shape.iter().product::<usize>() * dtype.size();
     if body.len() < want {
-        bail!("{what}: data truncated: {} bytes for {dtype} {shape:?} (need {want})", body.len());
+        bail!(
+            "{what}: data truncated: {} bytes for {dtype} {shape:?} (need {want})",
+            body.len()
+        );
     }
     Tensor::from_bytes(dtype, shape, Bytes::copy_from_slice(&body[..want]))
 }
@@ -60,7 +70,10 @@ pub fn parse(data: &[u8], what: &str) -> Result<Tensor> {
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let pat1 = format!("'{key}':");
     let pat2 = format!("\"{key}\":");
-    let pos = header.find(&pat1).map(|p| p + pat1.len()).or_else(|| header.find(&pat2).map(|p| p + pat2.len()))?;
+    let pos = header
+        .find(&pat1)
+        .map(|p| p + pat1.len())
+        .or_else(|| header.find(&pat2).map(|p| p + pat2.len()))?;
     let rest = header[pos..].trim_start();
     if rest.starts_with('(') {
         let end = rest.find(')')?;
@@ -80,9 +93,19 @@ pub fn to_bytes(t: &Tensor) -> Vec<u8> {
     let shape = match t.shape().len() {
         0 => "()".to_string(),
         1 => format!("({},)", t.shape()[0]),
-        _ => format!("({})", t.shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            t.shape()
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", t.dtype().npy_descr());
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
+        t.dtype().npy_descr()
+    );
     let total = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');

@@ -63,7 +63,7 @@ impl Tensor {
                 data.len()
             );
         }
-        let data = if (data.as_ptr() as usize) % dtype.size() != 0 {
+        let data = if !(data.as_ptr() as usize).is_multiple_of(dtype.size()) {
             let mut words = vec![0u64; want.div_ceil(8)];
             bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..want].copy_from_slice(&data);
             Bytes::from_owner(VecOwner(words)).slice(0..want)
@@ -74,8 +74,17 @@ impl Tensor {
     }
 
     pub fn from_vec<T: Element>(shape: Vec<usize>, values: Vec<T>) -> Tensor {
-        assert_eq!(numel(&shape), values.len(), "shape {shape:?} does not match {} values", values.len());
-        Tensor { dtype: T::DTYPE, shape, data: Bytes::from_owner(VecOwner(values)) }
+        assert_eq!(
+            numel(&shape),
+            values.len(),
+            "shape {shape:?} does not match {} values",
+            values.len()
+        );
+        Tensor {
+            dtype: T::DTYPE,
+            shape,
+            data: Bytes::from_owner(VecOwner(values)),
+        }
     }
 
     pub fn from_bools(shape: Vec<usize>, values: Vec<bool>) -> Tensor {
@@ -93,7 +102,11 @@ impl Tensor {
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
         let n = numel(&shape) * dtype.size();
         let words = vec![0u64; n.div_ceil(8)];
-        Tensor { dtype, shape, data: Bytes::from_owner(VecOwner(words)).slice(0..n) }
+        Tensor {
+            dtype,
+            shape,
+            data: Bytes::from_owner(VecOwner(words)).slice(0..n),
+        }
     }
 
     pub fn dtype(&self) -> DType {
@@ -120,7 +133,11 @@ impl Tensor {
         if numel(&shape) != self.len() {
             anyhow::bail!("cannot reshape {:?} into {shape:?}", self.shape);
         }
-        Ok(Tensor { dtype: self.dtype, shape, data: self.data.clone() })
+        Ok(Tensor {
+            dtype: self.dtype,
+            shape,
+            data: self.data.clone(),
+        })
     }
 
     /// Typed view; fails when the dtype differs.
@@ -149,12 +166,27 @@ impl Tensor {
     pub fn to_f64_vec(&self) -> Vec<f64> {
         let b = &self.data[..];
         match self.dtype {
-            DType::F32 => bytemuck::cast_slice::<u8, f32>(b).iter().map(|&v| v as f64).collect(),
-            DType::F16 => bytemuck::cast_slice::<u8, f16>(b).iter().map(|v| v.to_f64()).collect(),
+            DType::F32 => bytemuck::cast_slice::<u8, f32>(b)
+                .iter()
+                .map(|&v| v as f64)
+                .collect(),
+            DType::F16 => bytemuck::cast_slice::<u8, f16>(b)
+                .iter()
+                .map(|v| v.to_f64())
+                .collect(),
             DType::F64 => bytemuck::cast_slice::<u8, f64>(b).to_vec(),
-            DType::I64 => bytemuck::cast_slice::<u8, i64>(b).iter().map(|&v| v as f64).collect(),
-            DType::I32 => bytemuck::cast_slice::<u8, i32>(b).iter().map(|&v| v as f64).collect(),
-            DType::I8 => bytemuck::cast_slice::<u8, i8>(b).iter().map(|&v| v as f64).collect(),
+            DType::I64 => bytemuck::cast_slice::<u8, i64>(b)
+                .iter()
+                .map(|&v| v as f64)
+                .collect(),
+            DType::I32 => bytemuck::cast_slice::<u8, i32>(b)
+                .iter()
+                .map(|&v| v as f64)
+                .collect(),
+            DType::I8 => bytemuck::cast_slice::<u8, i8>(b)
+                .iter()
+                .map(|&v| v as f64)
+                .collect(),
             DType::U8 | DType::Bool => b.iter().map(|&v| v as f64).collect(),
         }
     }
@@ -164,8 +196,14 @@ impl Tensor {
         let b = &self.data[..];
         Ok(match self.dtype {
             DType::I64 => bytemuck::cast_slice::<u8, i64>(b).to_vec(),
-            DType::I32 => bytemuck::cast_slice::<u8, i32>(b).iter().map(|&v| v as i64).collect(),
-            DType::I8 => bytemuck::cast_slice::<u8, i8>(b).iter().map(|&v| v as i64).collect(),
+            DType::I32 => bytemuck::cast_slice::<u8, i32>(b)
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
+            DType::I8 => bytemuck::cast_slice::<u8, i8>(b)
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
             DType::U8 | DType::Bool => b.iter().map(|&v| v as i64).collect(),
             other => anyhow::bail!("expected an integer tensor, got {other}"),
         })

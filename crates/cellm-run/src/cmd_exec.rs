@@ -1,8 +1,8 @@
 //! `cellm-run exec`: one graph, .npy in, .npy out.
 
+use crate::backend_arg::BackendArg;
 use anyhow::{bail, Context, Result};
 use cellm_ir::npy;
-use crate::backend_arg::BackendArg;
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,10 +40,12 @@ pub fn run(a: ExecArgs) -> Result<()> {
         inputs.insert(name.to_string(), t);
     }
     let t1 = std::time::Instant::now();
-    let outputs = cellm_cpu::run(&graph, &inputs).with_context(|| format!("running {}", a.model.display()))?;
+    let outputs = cellm_cpu::run(&graph, &inputs)
+        .with_context(|| format!("running {}", a.model.display()))?;
     let run_s = t1.elapsed().as_secs_f64();
     eprintln!("loaded in {load_s:.3} s, ran in {run_s:.3} s");
-    std::fs::create_dir_all(&a.outputs).with_context(|| format!("cannot create {}", a.outputs.display()))?;
+    std::fs::create_dir_all(&a.outputs)
+        .with_context(|| format!("cannot create {}", a.outputs.display()))?;
     for &v in &graph.outputs {
         let name = graph.value_name(v);
         let t = &outputs[name];

@@ -19,7 +19,14 @@ pub fn run(a: InspectArgs) -> Result<()> {
 pub fn print_io(model: &std::path::Path) -> Result<()> {
     let g = cellm_onnx::load(model)?;
     let describe = |v: usize| match &g.values[v].fact {
-        Some(f) => format!("{} {}", f.dtype, f.shape.as_deref().map(fmt_shape).unwrap_or_else(|| "?".into())),
+        Some(f) => format!(
+            "{} {}",
+            f.dtype,
+            f.shape
+                .as_deref()
+                .map(fmt_shape)
+                .unwrap_or_else(|| "?".into())
+        ),
         None => "?".into(),
     };
     println!("graph: {} ({})", g.name, model.display());

@@ -32,18 +32,37 @@ pub fn run(a: PreprocessArgs) -> Result<()> {
     let images = a
         .images
         .iter()
-        .map(|p| cellm_vlm::image_load::load_rgb(p).with_context(|| format!("--image {}", p.display())))
+        .map(|p| {
+            cellm_vlm::image_load::load_rgb(p).with_context(|| format!("--image {}", p.display()))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let split = if a.split_image { Some(true) } else if a.no_split_image { Some(false) } else { None };
+    let split = if a.split_image {
+        Some(true)
+    } else if a.no_split_image {
+        Some(false)
+    } else {
+        None
+    };
     let out = processor.process(&messages, &images, split)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     npy::write(&a.out.join("input_ids.npy"), &out.input_ids_tensor())?;
-    npy::write(&a.out.join("attention_mask.npy"), &out.attention_mask_tensor())?;
+    npy::write(
+        &a.out.join("attention_mask.npy"),
+        &out.attention_mask_tensor(),
+    )?;
     if let Some(img) = &out.images {
         npy::write(&a.out.join("pixel_values.npy"), &img.pixel_values)?;
-        npy::write(&a.out.join("pixel_attention_mask.npy"), &img.pixel_attention_mask)?;
+        npy::write(
+            &a.out.join("pixel_attention_mask.npy"),
+            &img.pixel_attention_mask,
+        )?;
         println!("{} frames, rows/cols {:?}", img.num_frames(), img.rows_cols);
     }
-    println!("{} tokens written to {}", out.input_ids.len(), a.out.display());
+    println!(
+        "{} tokens written to {}",
+        out.input_ids.len(),
+        a.out.display()
+    );
     Ok(())
 }

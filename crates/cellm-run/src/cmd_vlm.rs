@@ -76,14 +76,30 @@ impl VlmArgs {
 }
 
 /// Builds the conversation: one user turn from --prompt, or --messages.
-pub fn build_messages(prompt: Option<&str>, messages: Option<&Path>, n_images: usize) -> Result<Vec<ChatMessage>> {
+pub fn build_messages(
+    prompt: Option<&str>,
+    messages: Option<&Path>,
+    n_images: usize,
+) -> Result<Vec<ChatMessage>> {
     if let Some(path) = messages {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --messages {}", path.display()))?;
-        let msgs: Vec<ChatMessage> = serde_json::from_str(&text)
-            .with_context(|| format!("--messages {}: expected a JSON list of {{\"role\", \"content\": [...]}}", path.display()))?;
-        let n = msgs.iter().flat_map(|m| &m.content).filter(|c| matches!(c, Content::Image)).count();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --messages {}", path.display()))?;
+        let msgs: Vec<ChatMessage> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "--messages {}: expected a JSON list of {{\"role\", \"content\": [...]}}",
+                path.display()
+            )
+        })?;
+        let n = msgs
+            .iter()
+            .flat_map(|m| &m.content)
+            .filter(|c| matches!(c, Content::Image))
+            .count();
         if n != n_images {
-            bail!("--messages {} has {n} image items but {n_images} --image were given", path.display());
+            bail!(
+                "--messages {} has {n} image items but {n_images} --image were given",
+                path.display()
+            );
         }
         return Ok(msgs);
     }
@@ -135,7 +151,9 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
     let images = a
         .images
         .iter()
-        .map(|p| cellm_vlm::image_load::load_rgb(p).with_context(|| format!("--image {}", p.display())))
+        .map(|p| {
+            cellm_vlm::image_load::load_rgb(p).with_context(|| format!("--image {}", p.display()))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut vlm = SmolVlm::load(&model_dir, &a.onnx_variant, backend)?;
     if a.dump_io {
@@ -147,7 +165,12 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
         max_new_tokens: a.max_new_tokens,
         min_new_tokens: a.min_new_tokens,
         end_ids: end_ids(&vlm),
-        sampling: SamplingConfig { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed },
+        sampling: SamplingConfig {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            seed: a.seed,
+        },
     };
     let tokenizer = vlm.processor.tokenizer.clone();
     let mut stream = TextStream::default();
@@ -155,7 +178,10 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
     let out = vlm.run(&messages, &images, a.split(), &cfg, &mut |ev| {
         if show {
             let piece = tokenizer.decode(&[ev.id], false).unwrap_or_default();
-            println!("step {:>3}  id {:>6}  logprob {:>9.4}  {:?}", ev.step, ev.id, ev.logprob, piece);
+            println!(
+                "step {:>3}  id {:>6}  logprob {:>9.4}  {:?}",
+                ev.step, ev.id, ev.logprob, piece
+            );
         } else {
             stream.push(&tokenizer, ev.id);
         }
@@ -202,7 +228,9 @@ pub struct TextStream {
 impl TextStream {
     pub fn push(&mut self, tok: &cellm_vlm::TextTokenizer, id: u32) {
         self.ids.push(id);
-        let Ok(text) = tok.decode(&self.ids, true) else { return };
+        let Ok(text) = tok.decode(&self.ids, true) else {
+            return;
+        };
         if text.ends_with('\u{FFFD}') {
             return;
         }

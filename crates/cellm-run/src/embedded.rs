@@ -26,7 +26,10 @@ const MODEL_FILES: &[(&str, &[u8])] = bundled!(
 );
 
 pub const PHOTO_NAME: &str = "chelsea.png";
-const PHOTO: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/images/chelsea.png"));
+const PHOTO: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/images/chelsea.png"
+));
 
 pub const NOTICE: &str = "note: no --model-dir given, so this runs cellm's bundled SmolVLM look-alike (the micro \
 test model) on a bundled photo. Its weights are RANDOM: the text is meaningless and only shows the pipeline \
@@ -55,8 +58,11 @@ pub fn unpack() -> Result<(PathBuf, PathBuf)> {
         .unwrap_or_else(|| std::env::temp_dir().join("cellm"));
     let root = base.join("embedded").join(&key);
     if !root.join("complete").exists() {
-        std::fs::create_dir_all(base.join("embedded")).with_context(|| format!("cannot create {}", base.display()))?;
-        let tmp = base.join("embedded").join(format!(".{key}.tmp{}", std::process::id()));
+        std::fs::create_dir_all(base.join("embedded"))
+            .with_context(|| format!("cannot create {}", base.display()))?;
+        let tmp = base
+            .join("embedded")
+            .join(format!(".{key}.tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         for (rel, bytes) in MODEL_FILES {
             let p = tmp.join("model").join(rel);

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cellm-run", version, about = "Run SmolVLM-class models and ONNX graphs on GPU or CPU")]
+#[command(
+    name = "cellm-run",
+    version,
+    about = "Run SmolVLM-class models and ONNX graphs on GPU or CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,14 +21,25 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn ids(path: &Path) -> Vec<i64> {
-    npy::read(path).unwrap_or_else(|e| panic!("{e:#}")).to_i64_vec().expect("int ids")
+    npy::read(path)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .to_i64_vec()
+        .expect("int ids")
 }
 
 fn run_case(size: &str, case: &str) {
     let dir = fixture(&format!("e2e/{size}/{case}"));
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).expect("case.json")).expect("json");
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).expect("case.json"))
+            .expect("json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cellm-run"));
-    cmd.arg("vlm").arg("--model-dir").arg(fixture(size)).args(["--backend", "cpu", "--temperature", "0", "--json"]);
+    cmd.arg("vlm").arg("--model-dir").arg(fixture(size)).args([
+        "--backend",
+        "cpu",
+        "--temperature",
+        "0",
+        "--json",
+    ]);
     for img in meta["images"].as_array().expect("images") {
         // JPEG decoders differ by up to 4 levels (models/FIXTURES.md), which moves
         // near-tied greedy tokens; the lossless PNG of PIL's decode keeps the test
@@ -40,25 +51,61 @@ fn run_case(size: &str, case: &str) {
         cmd.arg("--image").arg(fixture(&format!("images/{name}")));
     }
     let split = meta["do_image_splitting"].as_bool().expect("split flag");
-    cmd.arg(if split { "--split-image" } else { "--no-split-image" });
-    cmd.args(["--max-new-tokens", &meta["generation"]["max_new_tokens"].to_string()]);
+    cmd.arg(if split {
+        "--split-image"
+    } else {
+        "--no-split-image"
+    });
+    cmd.args([
+        "--max-new-tokens",
+        &meta["generation"]["max_new_tokens"].to_string(),
+    ]);
     cmd.args(["--prompt", meta["prompt_text"].as_str().expect("prompt")]);
     let out = cmd.output().expect("run cellm-run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{size}/{case}: cellm-run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{size}/{case}: cellm-run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last = stdout.lines().last().expect("output");
-    let got: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"));
-    let as_ids = |v: &Value| v.as_array().expect("list").iter().map(|x| x.as_i64().expect("int")).collect::<Vec<_>>();
+    let got: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"));
+    let as_ids = |v: &Value| {
+        v.as_array()
+            .expect("list")
+            .iter()
+            .map(|x| x.as_i64().expect("int"))
+            .collect::<Vec<_>>()
+    };
     let want_prompt = ids(&dir.join("prompt_ids.npy"));
-    assert_eq!(as_ids(&got["prompt_ids"]), want_prompt, "{size}/{case}: prompt ids differ from HF's processor");
+    assert_eq!(
+        as_ids(&got["prompt_ids"]),
+        want_prompt,
+        "{size}/{case}: prompt ids differ from HF's processor"
+    );
     let want_gen = ids(&dir.join("generated_ids.npy"));
-    assert_eq!(as_ids(&got["generated_ids"]), want_gen, "{size}/{case}: greedy tokens differ from HF generate");
+    assert_eq!(
+        as_ids(&got["generated_ids"]),
+        want_gen,
+        "{size}/{case}: greedy tokens differ from HF generate"
+    );
     let want_text = std::fs::read_to_string(dir.join("text.txt")).expect("text.txt");
-    assert_eq!(got["text"].as_str().expect("text"), want_text, "{size}/{case}: decoded text differs");
+    assert_eq!(
+        got["text"].as_str().expect("text"),
+        want_text,
+        "{size}/{case}: decoded text differs"
+    );
     for key in ["load_s", "vision_s", "prefill_s", "decode_s_per_token"] {
-        assert!(got["timings"][key].as_f64().is_some(), "timings.{key} missing");
+        assert!(
+            got["timings"][key].as_f64().is_some(),
+            "timings.{key} missing"
+        );
     }
-    println!("{size}/{case}: {} prompt tokens, 24 tokens identical to HF", want_prompt.len());
+    println!(
+        "{size}/{case}: {} prompt tokens, 24 tokens identical to HF",
+        want_prompt.len()
+    );
 }
 
 #[test]
@@ -96,8 +143,15 @@ fn bundled_default_runs_and_warns() {
         .output()
         .expect("run cellm-run");
     let _ = std::fs::remove_dir_all(&tmp);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("RANDOM"), "no random-weights notice");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RANDOM"),
+        "no random-weights notice"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let got: Value = serde_json::from_str(stdout.lines().last().expect("line")).expect("json");
     assert_eq!(got["generated_ids"].as_array().expect("ids").len(), 4);
@@ -117,5 +171,10 @@ fn missing_model_files_are_listed() {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("missing") && err.contains("config.json") && err.contains("decoder_model_merged.onnx"), "{err}");
+    assert!(
+        err.contains("missing")
+            && err.contains("config.json")
+            && err.contains("decoder_model_merged.onnx"),
+        "{err}"
+    );
 }

@@ -23,9 +23,14 @@ pub struct KvDecoder {
 impl KvDecoder {
     pub fn new(exe: Executable) -> Result<KvDecoder> {
         let g = &exe.graph;
-        let n_layers = (0..).take_while(|l| g.find(&format!("past_key_values.{l}.key")).is_some()).count();
+        let n_layers = (0..)
+            .take_while(|l| g.find(&format!("past_key_values.{l}.key")).is_some())
+            .count();
         if n_layers == 0 {
-            bail!("decoder graph '{}' has no past_key_values.0.key input", g.name);
+            bail!(
+                "decoder graph '{}' has no past_key_values.0.key input",
+                g.name
+            );
         }
         let fact = |name: &str| {
             g.find(name)
@@ -33,15 +38,26 @@ impl KvDecoder {
                 .ok_or_else(|| anyhow!("decoder graph has no declared input '{name}'"))
         };
         let kv = fact("past_key_values.0.key")?;
-        let kv_shape = kv.shape.clone().context("past_key_values.0.key has no shape")?;
-        let known = |d: &Dim, what: &str| d.known().ok_or_else(|| anyhow!("{what} of past_key_values.0.key is not fixed"));
+        let kv_shape = kv
+            .shape
+            .clone()
+            .context("past_key_values.0.key has no shape")?;
+        let known = |d: &Dim, what: &str| {
+            d.known()
+                .ok_or_else(|| anyhow!("{what} of past_key_values.0.key is not fixed"))
+        };
         if kv_shape.len() != 4 {
             bail!("past_key_values.0.key must be [batch, kv_heads, past, head_dim]");
         }
         let kv_heads = known(&kv_shape[1], "kv_heads")?;
         let head_dim = known(&kv_shape[3], "head_dim")?;
         let emb = fact("inputs_embeds")?;
-        let hidden = emb.shape.as_ref().and_then(|s| s.last()).and_then(|d| d.known()).context("inputs_embeds hidden size is not fixed")?;
+        let hidden = emb
+            .shape
+            .as_ref()
+            .and_then(|s| s.last())
+            .and_then(|d| d.known())
+            .context("inputs_embeds hidden size is not fixed")?;
         let mut d = KvDecoder {
             exe,
             n_layers,
@@ -78,33 +94,52 @@ impl KvDecoder {
     pub fn forward(&mut self, embeds: &[f32]) -> Result<Vec<f32>> {
         let n = embeds.len() / self.hidden;
         if n == 0 || n * self.hidden != embeds.len() {
-            bail!("decoder input must be a non-empty [n, {}] block", self.hidden);
+            bail!(
+                "decoder input must be a non-empty [n, {}] block",
+                self.hidden
+            );
         }
         let emb = match self.embeds_dtype {
             DType::F32 => Tensor::from_vec(vec![1, n, self.hidden], embeds.to_vec()),
-            DType::F16 => Tensor::from_vec(vec![1, n, self.hidden], embeds.iter().map(|&v| f16::from_f32(v)).collect()),
+            DType::F16 => Tensor::from_vec(
+                vec![1, n, self.hidden],
+                embeds.iter().map(|&v| f16::from_f32(v)).collect(),
+            ),
             other => bail!("unsupported inputs_embeds dtype {other}"),
         };
         let total = self.past_len + n;
         let mut inputs = HashMap::new();
         inputs.insert("inputs_embeds".to_string(), emb);
-        inputs.insert("attention_mask".to_string(), Tensor::from_vec(vec![1, total], vec![1i64; total]));
+        inputs.insert(
+            "attention_mask".to_string(),
+            Tensor::from_vec(vec![1, total], vec![1i64; total]),
+        );
         // Position ids follow the mask (cumsum - 1); with no padding that is a plain range.
         let pos: Vec<i64> = (self.past_len as i64..total as i64).collect();
-        inputs.insert("position_ids".to_string(), Tensor::from_vec(vec![1, n], pos));
+        inputs.insert(
+            "position_ids".to_string(),
+            Tensor::from_vec(vec![1, n], pos),
+        );
         for l in 0..self.n_layers {
             inputs.insert(format!("past_key_values.{l}.key"), self.past[2 * l].clone());
-            inputs.insert(format!("past_key_values.{l}.value"), self.past[2 * l + 1].clone());
+            inputs.insert(
+                format!("past_key_values.{l}.value"),
+                self.past[2 * l + 1].clone(),
+            );
         }
         let mut out = self.exe.run(&inputs)?;
         for l in 0..self.n_layers {
             for (j, kind) in ["key", "value"].iter().enumerate() {
                 let name = format!("present.{l}.{kind}");
-                self.past[2 * l + j] = out.remove(&name).ok_or_else(|| anyhow!("decoder did not return {name}"))?;
+                self.past[2 * l + j] = out
+                    .remove(&name)
+                    .ok_or_else(|| anyhow!("decoder did not return {name}"))?;
             }
         }
         self.past_len = total;
-        let logits = out.remove("logits").context("decoder did not return logits")?;
+        let logits = out
+            .remove("logits")
+            .context("decoder did not return logits")?;
         let vocab = *logits.shape().last().context("logits has rank 0")?;
         let all = logits.to_f32_vec()?;
         Ok(all[all.len() - vocab..].to_vec())

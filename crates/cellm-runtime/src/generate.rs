@@ -49,10 +49,18 @@ pub fn generate(
     out.prefill_s = t.elapsed().as_secs_f64();
     loop {
         let step = out.ids.len();
-        let banned: &[u32] = if step < cfg.min_new_tokens { &cfg.end_ids } else { &[] };
+        let banned: &[u32] = if step < cfg.min_new_tokens {
+            &cfg.end_ids
+        } else {
+            &[]
+        };
         let choice = sampler.pick(&logits, banned);
         out.ids.push(choice.id);
-        on_token(TokenEvent { step, id: choice.id, logprob: choice.logprob });
+        on_token(TokenEvent {
+            step,
+            id: choice.id,
+            logprob: choice.logprob,
+        });
         if cfg.end_ids.contains(&choice.id) || out.ids.len() >= cfg.max_new_tokens {
             break;
         }

@@ -5,7 +5,16 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// ONNX variants shipped next to the fp32 files (the name is the file suffix).
-pub const VARIANTS: &[&str] = &["fp32", "fp16", "q4", "q4f16", "int8", "uint8", "bnb4", "quantized"];
+pub const VARIANTS: &[&str] = &[
+    "fp32",
+    "fp16",
+    "q4",
+    "q4f16",
+    "int8",
+    "uint8",
+    "bnb4",
+    "quantized",
+];
 
 pub struct ModelDir {
     pub dir: PathBuf,
@@ -19,12 +28,20 @@ impl ModelDir {
     /// error lists what was expected.
     pub fn open(dir: &Path, variant: &str) -> Result<ModelDir> {
         if !VARIANTS.contains(&variant) {
-            bail!("--onnx-variant {variant}: expected one of {}", VARIANTS.join(", "));
+            bail!(
+                "--onnx-variant {variant}: expected one of {}",
+                VARIANTS.join(", ")
+            );
         }
         if !dir.is_dir() {
             bail!("model folder {} does not exist", dir.display());
         }
-        let m = ModelDir { dir: dir.to_path_buf(), variant: variant.to_string(), config: Value::Null, generation_config: None };
+        let m = ModelDir {
+            dir: dir.to_path_buf(),
+            variant: variant.to_string(),
+            config: Value::Null,
+            generation_config: None,
+        };
         let mut expected = vec![
             "config.json".to_string(),
             "tokenizer.json".to_string(),
@@ -38,18 +55,34 @@ impl ModelDir {
             bail!(
                 "model folder {} is incomplete: missing {}; a SmolVLM folder needs {}",
                 dir.display(),
-                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 expected.join(", ")
             );
         }
         let config = read_json(&dir.join("config.json"))?;
         let gen_path = dir.join("generation_config.json");
-        let generation_config = if gen_path.exists() { Some(read_json(&gen_path)?) } else { None };
-        Ok(ModelDir { config, generation_config, ..m })
+        let generation_config = if gen_path.exists() {
+            Some(read_json(&gen_path)?)
+        } else {
+            None
+        };
+        Ok(ModelDir {
+            config,
+            generation_config,
+            ..m
+        })
     }
 
     fn suffix(&self) -> String {
-        if self.variant == "fp32" { String::new() } else { format!("_{}", self.variant) }
+        if self.variant == "fp32" {
+            String::new()
+        } else {
+            format!("_{}", self.variant)
+        }
     }
 
     /// Relative path of graph `stem` for this variant. The q4/bnb4 recipes leave
@@ -57,7 +90,10 @@ impl ModelDir {
     /// the fp32 file stands in.
     pub fn onnx_rel(&self, stem: &str) -> String {
         let own = format!("onnx/{stem}{}.onnx", self.suffix());
-        if stem == "embed_tokens" && !self.dir.join(&own).exists() && matches!(self.variant.as_str(), "q4" | "bnb4") {
+        if stem == "embed_tokens"
+            && !self.dir.join(&own).exists()
+            && matches!(self.variant.as_str(), "q4" | "bnb4")
+        {
             return format!("onnx/{stem}.onnx");
         }
         own
@@ -85,7 +121,9 @@ impl ModelDir {
         let mut ids = vec![];
         let from = |v: &Value, ids: &mut Vec<u32>| match v.get("eos_token_id") {
             Some(Value::Number(n)) => ids.extend(n.as_u64().map(|x| x as u32)),
-            Some(Value::Array(a)) => ids.extend(a.iter().filter_map(Value::as_u64).map(|x| x as u32)),
+            Some(Value::Array(a)) => {
+                ids.extend(a.iter().filter_map(Value::as_u64).map(|x| x as u32))
+            }
             _ => {}
         };
         if let Some(g) = &self.generation_config {
@@ -99,6 +137,7 @@ impl ModelDir {
 }
 
 pub fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }

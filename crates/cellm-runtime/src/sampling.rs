@@ -16,7 +16,12 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 }
+        SamplingConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -36,7 +41,10 @@ pub struct Choice {
 impl Sampler {
     pub fn new(cfg: SamplingConfig) -> anyhow::Result<Sampler> {
         if !(cfg.temperature >= 0.0 && cfg.temperature.is_finite()) {
-            anyhow::bail!("--temperature must be a finite number >= 0, got {}", cfg.temperature);
+            anyhow::bail!(
+                "--temperature must be a finite number >= 0, got {}",
+                cfg.temperature
+            );
         }
         if !(cfg.top_p > 0.0 && cfg.top_p <= 1.0) {
             anyhow::bail!("--top-p must be in (0, 1], got {}", cfg.top_p);
@@ -54,13 +62,22 @@ impl Sampler {
                 *v = f32::NEG_INFINITY;
             }
         }
-        let id = if self.cfg.temperature == 0.0 { argmax(&l) } else { self.sample(&l) };
-        Choice { id: id as u32, logprob: log_softmax_at(logits, id) }
+        let id = if self.cfg.temperature == 0.0 {
+            argmax(&l)
+        } else {
+            self.sample(&l)
+        };
+        Choice {
+            id: id as u32,
+            logprob: log_softmax_at(logits, id),
+        }
     }
 
     fn sample(&mut self, logits: &[f32]) -> usize {
         let t = self.cfg.temperature;
-        let mut idx: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
+        let mut idx: Vec<usize> = (0..logits.len())
+            .filter(|&i| logits[i].is_finite())
+            .collect();
         if idx.is_empty() {
             return argmax(logits);
         }
@@ -70,7 +87,10 @@ impl Sampler {
             idx.truncate(self.cfg.top_k);
         }
         let max = logits[idx[0]];
-        let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i] - max) / t) as f64).exp()).collect();
+        let mut probs: Vec<f64> = idx
+            .iter()
+            .map(|&i| (((logits[i] - max) / t) as f64).exp())
+            .collect();
         let sum: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
         if self.cfg.top_p < 1.0 {
@@ -139,7 +159,12 @@ mod tests {
     #[test]
     fn same_seed_same_tokens_and_top_k_holds() {
         let l = random_logits(50, rand::random());
-        let cfg = SamplingConfig { temperature: 1.0, top_k: 5, top_p: 1.0, seed: rand::random() };
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            top_k: 5,
+            top_p: 1.0,
+            seed: rand::random(),
+        };
         let mut a = Sampler::new(cfg.clone()).unwrap();
         let mut b = Sampler::new(cfg).unwrap();
         let mut order: Vec<usize> = (0..l.len()).collect();
@@ -152,7 +177,10 @@ mod tests {
             assert!(top5.contains(&(x as usize)));
             seen.insert(x);
         }
-        assert!(seen.len() > 1, "temperature 1 over 5 candidates should vary");
+        assert!(
+            seen.len() > 1,
+            "temperature 1 over 5 candidates should vary"
+        );
     }
 
     #[test]
@@ -160,7 +188,13 @@ mod tests {
         // One dominant token (p ≈ 0.99): top_p 0.5 must always pick it.
         let mut l = vec![0.0f32; 10];
         l[7] = 10.0;
-        let mut s = Sampler::new(SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.5, seed: rand::random() }).unwrap();
+        let mut s = Sampler::new(SamplingConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.5,
+            seed: rand::random(),
+        })
+        .unwrap();
         for _ in 0..50 {
             assert_eq!(s.pick(&l, &[]).id, 7);
         }

@@ -50,34 +50,61 @@ impl SmolVlm {
         let processor = Idefics3Processor::from_model_dir(dir)?;
         let vision = load_graph(&model.onnx_path("vision_encoder"), backend)?;
         let embed = load_graph(&model.onnx_path("embed_tokens"), backend)?;
-        let decoder = KvDecoder::new(load_graph(&model.onnx_path("decoder_model_merged"), backend)?)?;
+        let decoder = KvDecoder::new(load_graph(
+            &model.onnx_path("decoder_model_merged"),
+            backend,
+        )?)?;
         let image_token_id = model.image_token_id()?;
-        Ok(SmolVlm { model, processor, vision, embed, decoder, image_token_id, load_s: t.elapsed().as_secs_f64() })
+        Ok(SmolVlm {
+            model,
+            processor,
+            vision,
+            embed,
+            decoder,
+            image_token_id,
+            load_s: t.elapsed().as_secs_f64(),
+        })
     }
 
     /// Image features `[n_real_images_frames, tokens, hidden]` of preprocessed frames.
     pub fn encode_images(&self, images: &ProcessedImages) -> Result<Tensor> {
         let mut inputs = HashMap::new();
         inputs.insert("pixel_values".to_string(), images.pixel_values.clone());
-        inputs.insert("pixel_attention_mask".to_string(), images.pixel_attention_mask.clone());
+        inputs.insert(
+            "pixel_attention_mask".to_string(),
+            images.pixel_attention_mask.clone(),
+        );
         let mut out = self.vision.run(&inputs).context("vision encoder")?;
-        out.remove("image_features").context("vision encoder returned no image_features")
+        out.remove("image_features")
+            .context("vision encoder returned no image_features")
     }
 
     /// Embedding rows `[n, hidden]` (f32) of token ids.
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let t = Tensor::from_vec(vec![1, ids.len()], ids.iter().map(|&v| v as i64).collect::<Vec<i64>>());
+        let t = Tensor::from_vec(
+            vec![1, ids.len()],
+            ids.iter().map(|&v| v as i64).collect::<Vec<i64>>(),
+        );
         let mut inputs = HashMap::new();
         inputs.insert("input_ids".to_string(), t);
         let out = self.embed.run(&inputs).context("embed_tokens")?;
-        let e = out.get("inputs_embeds").context("embed_tokens returned no inputs_embeds")?;
+        let e = out
+            .get("inputs_embeds")
+            .context("embed_tokens returned no inputs_embeds")?;
         e.to_f32_vec()
     }
 
     /// Replaces the rows of `<image>` tokens, in order, with the image features.
-    pub fn merge_image_features(&self, ids: &[u32], embeds: &mut [f32], features: Option<&Tensor>) -> Result<()> {
+    pub fn merge_image_features(
+        &self,
+        ids: &[u32],
+        embeds: &mut [f32],
+        features: Option<&Tensor>,
+    ) -> Result<()> {
         let hidden = self.decoder.hidden_size();
-        let slots: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == self.image_token_id).collect();
+        let slots: Vec<usize> = (0..ids.len())
+            .filter(|&i| ids[i] == self.image_token_id)
+            .collect();
         let feats = match features {
             Some(f) => f.to_f32_vec()?,
             None => vec![],
@@ -90,7 +117,8 @@ impl SmolVlm {
             );
         }
         for (k, &row) in slots.iter().enumerate() {
-            embeds[row * hidden..(row + 1) * hidden].copy_from_slice(&feats[k * hidden..(k + 1) * hidden]);
+            embeds[row * hidden..(row + 1) * hidden]
+                .copy_from_slice(&feats[k * hidden..(k + 1) * hidden]);
         }
         Ok(())
     }
@@ -119,9 +147,14 @@ impl SmolVlm {
         let embed = &self.embed;
         let mut embed_one = |id: u32| -> Result<Vec<f32>> {
             let mut inputs = HashMap::new();
-            inputs.insert("input_ids".to_string(), Tensor::from_vec(vec![1, 1], vec![id as i64]));
+            inputs.insert(
+                "input_ids".to_string(),
+                Tensor::from_vec(vec![1, 1], vec![id as i64]),
+            );
             let out = embed.run(&inputs)?;
-            out.get("inputs_embeds").context("embed_tokens returned no inputs_embeds")?.to_f32_vec()
+            out.get("inputs_embeds")
+                .context("embed_tokens returned no inputs_embeds")?
+                .to_f32_vec()
         };
         let gen = generate(&mut self.decoder, &embeds, &mut embed_one, cfg, on_token)?;
         let text = self.processor.decode(&gen.ids, true)?;
@@ -146,5 +179,9 @@ pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }

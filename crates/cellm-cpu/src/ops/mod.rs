@@ -3,9 +3,9 @@
 use anyhow::Result;
 use cellm_ir::{Op, Tensor};
 
-pub mod common;
 pub mod binary;
 pub mod cast;
+pub mod common;
 pub mod concat;
 pub mod constant_of_shape;
 pub mod conv;

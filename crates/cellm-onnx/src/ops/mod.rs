@@ -65,7 +65,12 @@ impl ImportCtx<'_> {
         }
         let name = node.input.get(i).filter(|n| !n.is_empty())?;
         let v = self.graph.find(name)?;
-        self.graph.values[v].fact.as_ref()?.shape.as_ref().map(|s| s.len())
+        self.graph.values[v]
+            .fact
+            .as_ref()?
+            .shape
+            .as_ref()
+            .map(|s| s.len())
     }
 }
 
