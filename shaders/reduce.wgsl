@@ -1,20 +1,45 @@
-// Reductions over any set of axes: one thread per output element walks the
-// reduced elements. P: [n_out, kept_rank, red_rank, n_red, kind(0 mean 1 sum
-// 2 max 3 min 4 prod), is_int, -, -, kept_shape[8] @8, kept_stride[8] @16,
-// red_shape[8] @24, red_stride[8] @32]
+// Reductions over any set of axes: one 256-thread workgroup per output
+// element; each thread strides over the reduced elements, then a tree
+// reduction in workgroup memory. (Besides speed, short per-thread loops keep
+// clear of llvmpipe's 65535-iteration loop cap.)
+// P: [n_out, kept_rank, red_rank, n_red, kind(0 mean 1 sum 2 max 3 min 4 prod),
+//     is_int, -, -, kept_shape[8] @8, kept_stride[8] @16, red_shape[8] @24,
+//     red_stride[8] @32]
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= pw(0u)) { return; }
+var<workgroup> sf: array<f32, 256>;
+var<workgroup> si: array<i32, 256>;
+
+fn combine_f(kind: u32, a: f32, b: f32) -> f32 {
+    switch kind {
+        case 2u: { return max(a, b); }
+        case 3u: { return min(a, b); }
+        case 4u: { return a * b; }
+        default: { return a + b; }
+    }
+}
+
+fn combine_i(kind: u32, a: i32, b: i32) -> i32 {
+    switch kind {
+        case 2u: { return max(a, b); }
+        case 3u: { return min(a, b); }
+        case 4u: { return a * b; }
+        default: { return a + b; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let o = wg.x + wg.y * nwg.x;
+    if (o >= pw(0u)) { return; }
     let kept_rank = pw(1u);
     let red_rank = pw(2u);
     let n_red = pw(3u);
     let kind = pw(4u);
     let is_int = pw(5u) == 1u;
-    var rem = i;
+    var rem = o;
     var base = 0u;
     for (var k = 0u; k < kept_rank; k++) {
         let d = kept_rank - 1u - k;
@@ -26,7 +51,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (kind == 2u) { accf = -3.4028235e38; acci = -2147483647 - 1; }
     if (kind == 3u) { accf = 3.4028235e38; acci = 2147483647; }
     if (kind == 4u) { accf = 1.0; acci = 1; }
-    for (var j = 0u; j < n_red; j++) {
+    for (var j = lid; j < n_red; j += 256u) {
         var r = j;
         var off = base;
         for (var k = 0u; k < red_rank; k++) {
@@ -35,28 +60,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             r = r / pw(24u + d);
         }
         if (is_int) {
-            let v = bitcast<i32>(x[off]);
-            switch kind {
-                case 2u: { acci = max(acci, v); }
-                case 3u: { acci = min(acci, v); }
-                case 4u: { acci *= v; }
-                default: { acci += v; }
-            }
+            acci = combine_i(kind, acci, bitcast<i32>(x[off]));
         } else {
-            let v = bitcast<f32>(x[off]);
-            switch kind {
-                case 2u: { accf = max(accf, v); }
-                case 3u: { accf = min(accf, v); }
-                case 4u: { accf *= v; }
-                default: { accf += v; }
-            }
+            accf = combine_f(kind, accf, bitcast<f32>(x[off]));
         }
     }
-    if (is_int) {
-        if (kind == 0u && n_red > 0u) { acci = acci / i32(n_red); }
-        y[i] = bitcast<u32>(acci);
-    } else {
-        if (kind == 0u) { accf = accf / f32(n_red); }
-        y[i] = bitcast<u32>(accf);
+    sf[lid] = accf;
+    si[lid] = acci;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
+        if (lid < stride) {
+            sf[lid] = combine_f(kind, sf[lid], sf[lid + stride]);
+            si[lid] = combine_i(kind, si[lid], si[lid + stride]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        if (is_int) {
+            var v = si[0];
+            if (kind == 0u && n_red > 0u) { v = v / i32(n_red); }
+            y[o] = bitcast<u32>(v);
+        } else {
+            var v = sf[0];
+            if (kind == 0u) { v = v / f32(n_red); }
+            y[o] = bitcast<u32>(v);
+        }
     }
 }

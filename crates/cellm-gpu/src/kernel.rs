@@ -248,6 +248,17 @@ impl<'a> Kern<'a> {
         self.dispatch(shader, params, bufs, [x as u32, y as u32, 1])
     }
 
+    /// Dispatches `n` workgroups (one per item), folding large counts into y.
+    pub fn dispatch_groups(&mut self, shader: &str, params: &[u32], bufs: &[&wgpu::Buffer], n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let x = n.min(max);
+        let y = n.div_ceil(x);
+        self.dispatch(shader, params, bufs, [x as u32, y as u32, 1])
+    }
+
     pub fn copy(&mut self, src: &DevTensor, dst: &DevTensor, words: usize) {
         if words > 0 {
             self.encoder().copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, (words * 4) as u64);

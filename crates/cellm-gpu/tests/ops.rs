@@ -282,7 +282,11 @@ fn reductions_softmax_norms() {
         check(&format!("Reduce{kind:?}"), op, vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], RED);
     }
     let op = Op::Reduce(Reduce { kind: ReduceKind::Sum, axes: Some(vec![1]), keepdims: false, noop_with_empty_axes: false });
-    check("ReduceSum attr", op, vec![In::Run(x.clone())], RED);
+    check("ReduceSum attr", op.clone(), vec![In::Run(x.clone())], RED);
+    // Long reductions (the vision encoder counts zero pixels over 3x512x512):
+    // more than 65535 elements per output, which llvmpipe caps per loop.
+    check("ReduceSum long i64", op.clone(), vec![In::Run(randi(&mut r, &[2, 70001], 0, 2))], 0.0);
+    check("ReduceSum long f32", op, vec![In::Run(randf(&mut r, &[2, 70001], 0.0, 1.0))], RED);
     check("Softmax last", Op::Softmax(Softmax { axis: -1 }), vec![In::Run(x.clone())], RED);
     check("Softmax mid", Op::Softmax(Softmax { axis: 1 }), vec![In::Run(x.clone())], RED);
     check("Softmax f16", Op::Softmax(Softmax { axis: -1 }), vec![In::Run(randh(&mut r, &[4, 9]))], HALF);

@@ -55,6 +55,6 @@ pub fn encode(k: &mut Kern, op: &Op, r: &Reduce, args: &Args) -> Result<Vec<DevT
     p.extend(dims8(&kept_st, "Reduce")?);
     p.extend(dims8(&red_shape, "Reduce")?);
     p.extend(dims8(&red_st, "Reduce")?);
-    k.dispatch_1d("reduce", &p, &[&x.buf, &out.buf], n)?;
+    k.dispatch_groups("reduce", &p, &[&x.buf, &out.buf], n)?;
     Ok(vec![out])
 }
