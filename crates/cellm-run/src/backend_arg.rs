@@ -1,14 +1,15 @@
 //! The `--backend` flag shared by every command.
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use cellm_runtime::Backend;
 use clap::ValueEnum;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// The GPU when one is usable, else the CPU (with a notice).
+    /// A hardware GPU when there is one, else the CPU (with one notice line).
     Auto,
     Cpu,
+    /// Any wgpu adapter, software ones (lavapipe) included.
     Gpu,
     /// Alias of `gpu` (the seed tools' name).
     Metal,
@@ -17,10 +18,23 @@ pub enum BackendArg {
 impl BackendArg {
     pub fn resolve(self) -> Result<Backend> {
         match self {
-            BackendArg::Cpu | BackendArg::Auto => Ok(Backend::Cpu),
+            BackendArg::Cpu => Ok(Backend::Cpu),
             BackendArg::Gpu | BackendArg::Metal => {
-                bail!("--backend gpu: this build has no GPU backend yet; use --backend cpu")
+                let ctx = cellm_gpu::GpuContext::new().context("--backend gpu")?;
+                Ok(Backend::Gpu(ctx))
             }
+            BackendArg::Auto => match cellm_gpu::GpuContext::new() {
+                // A software adapter is slower than the CPU interpreter's own kernels.
+                Ok(ctx) if ctx.adapter.device_type != "Cpu" => Ok(Backend::Gpu(ctx)),
+                Ok(ctx) => {
+                    eprintln!("note: only a software GPU adapter ({}) found; running on the CPU (use --backend gpu to force it)", ctx.adapter.name);
+                    Ok(Backend::Cpu)
+                }
+                Err(e) => {
+                    eprintln!("note: no usable GPU ({e:#}); running on the CPU");
+                    Ok(Backend::Cpu)
+                }
+            },
         }
     }
 }

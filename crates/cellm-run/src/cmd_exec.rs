@@ -22,10 +22,11 @@ pub struct ExecArgs {
 }
 
 pub fn run(a: ExecArgs) -> Result<()> {
-    a.backend.resolve()?;
+    let backend = a.backend.resolve()?;
     let t0 = std::time::Instant::now();
-    let graph = cellm_onnx::load(&a.model)?;
+    let exe = cellm_runtime::Executable::new(cellm_onnx::load(&a.model)?, &backend)?;
     let load_s = t0.elapsed().as_secs_f64();
+    let graph = exe.graph();
     if !a.inputs.is_dir() {
         bail!("--inputs {}: not a folder", a.inputs.display());
     }
@@ -40,10 +41,14 @@ pub fn run(a: ExecArgs) -> Result<()> {
         inputs.insert(name.to_string(), t);
     }
     let t1 = std::time::Instant::now();
-    let outputs = cellm_cpu::run(&graph, &inputs)
+    let outputs = exe
+        .run(&inputs)
         .with_context(|| format!("running {}", a.model.display()))?;
     let run_s = t1.elapsed().as_secs_f64();
-    eprintln!("loaded in {load_s:.3} s, ran in {run_s:.3} s");
+    eprintln!(
+        "{}: loaded in {load_s:.3} s, ran in {run_s:.3} s",
+        backend.name()
+    );
     std::fs::create_dir_all(&a.outputs)
         .with_context(|| format!("cannot create {}", a.outputs.display()))?;
     for &v in &graph.outputs {

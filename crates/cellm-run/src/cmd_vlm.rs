@@ -155,7 +155,7 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
             cellm_vlm::image_load::load_rgb(p).with_context(|| format!("--image {}", p.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut vlm = SmolVlm::load(&model_dir, &a.onnx_variant, backend)?;
+    let mut vlm = SmolVlm::load(&model_dir, &a.onnx_variant, &backend)?;
     if a.dump_io {
         for stem in ["vision_encoder", "embed_tokens", "decoder_model_merged"] {
             crate::cmd_inspect::print_io(&vlm.model.onnx_path(stem))?;

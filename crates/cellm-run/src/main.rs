@@ -1,6 +1,7 @@
 //! `cellm-run`: run ONNX graphs and SmolVLM models from the command line.
 
 mod backend_arg;
+mod cmd_devices;
 mod cmd_exec;
 mod cmd_graph;
 mod cmd_inspect;
@@ -34,6 +35,8 @@ enum Command {
     Vlm(cmd_vlm::VlmArgs),
     /// Run only the Idefics3 processor and write its tensors as .npy.
     Preprocess(cmd_preprocess::PreprocessArgs),
+    /// List the GPU adapters and their capabilities.
+    Devices(cmd_devices::DevicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Graph(a) => cmd_graph::run(a),
         Command::Vlm(a) => cmd_vlm::run(a),
         Command::Preprocess(a) => cmd_preprocess::run(a),
+        Command::Devices(a) => cmd_devices::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

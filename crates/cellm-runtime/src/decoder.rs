@@ -22,7 +22,7 @@ pub struct KvDecoder {
 
 impl KvDecoder {
     pub fn new(exe: Executable) -> Result<KvDecoder> {
-        let g = &exe.graph;
+        let g = exe.graph();
         let n_layers = (0..)
             .take_while(|l| g.find(&format!("past_key_values.{l}.key")).is_some())
             .count();

@@ -39,12 +39,13 @@ pub struct VlmOutput {
     pub timings: VlmTimings,
 }
 
-fn load_graph(path: &Path, backend: Backend) -> Result<Executable> {
-    Ok(Executable::new(cellm_onnx::load(path)?, backend))
+fn load_graph(path: &Path, backend: &Backend) -> Result<Executable> {
+    Executable::new(cellm_onnx::load(path)?, backend)
+        .with_context(|| format!("loading {}", path.display()))
 }
 
 impl SmolVlm {
-    pub fn load(dir: &Path, variant: &str, backend: Backend) -> Result<SmolVlm> {
+    pub fn load(dir: &Path, variant: &str, backend: &Backend) -> Result<SmolVlm> {
         let t = Instant::now();
         let model = ModelDir::open(dir, variant)?;
         let processor = Idefics3Processor::from_model_dir(dir)?;
