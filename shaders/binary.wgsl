@@ -3,9 +3,9 @@
 //     b_stride[8] @20, kind_b @28]
 // op: 0 Add 1 Sub 2 Mul 3 Div 4 Pow 5 Mod(floor) 6 Mod(fmod) 7 Equal 8 Less
 //     9 LessOrEqual 10 Greater 11 GreaterOrEqual 12 And 13 Or
-@group(0) @binding(1) var<storage, read> a: array<u32>;
-@group(0) @binding(2) var<storage, read> b: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<u32>;
+//#bind a r
+//#bind b r
+//#bind y rw
 
 fn pow_f32(x: f32, e: f32) -> f32 {
     if (e == 0.0) { return 1.0; }
@@ -27,20 +27,19 @@ fn cmp(op: u32, lt: bool, eq: bool) -> u32 {
     }
 }
 
-fn bin_f32(op: u32, x: f32, z: f32) -> u32 {
+fn bin_f32(op: u32, x: f32, z: f32) -> f32 {
     switch op {
-        case 0u: { return bitcast<u32>(x + z); }
-        case 1u: { return bitcast<u32>(x - z); }
-        case 2u: { return bitcast<u32>(x * z); }
-        case 3u: { return bitcast<u32>(x / z); }
-        case 4u: { return bitcast<u32>(pow_f32(x, z)); }
+        case 0u: { return x + z; }
+        case 1u: { return x - z; }
+        case 2u: { return x * z; }
+        case 3u: { return x / z; }
+        case 4u: { return pow_f32(x, z); }
         case 5u: {
             var r = x - z * trunc(x / z);
             if (r != 0.0 && ((r < 0.0) != (z < 0.0))) { r += z; }
-            return bitcast<u32>(r);
+            return r;
         }
-        case 6u: { return bitcast<u32>(x - z * trunc(x / z)); }
-        default: { return cmp(op, x < z, x == z); }
+        default: { return x - z * trunc(x / z); }
     }
 }
 
@@ -82,20 +81,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let op = pw(2u);
     let kind = pw(3u);
-    let va = a[ia];
-    let vb = b[ib];
     if (op == 12u) {
-        y[i] = select(0u, 1u, va != 0u && vb != 0u);
+        sw_y(i, select(0u, 1u, lw_a(ia) != 0u && lw_b(ib) != 0u));
     } else if (op == 13u) {
-        y[i] = select(0u, 1u, va != 0u || vb != 0u);
+        sw_y(i, select(0u, 1u, lw_a(ia) != 0u || lw_b(ib) != 0u));
     } else if (kind == 0u) {
         // Pow may take an integer exponent.
-        var z = bitcast<f32>(vb);
-        if (pw(28u) == 1u) { z = f32(bitcast<i32>(vb)); }
-        y[i] = bin_f32(op, bitcast<f32>(va), z);
+        var z: f32;
+        if (pw(28u) == 1u) { z = f32(li_b(ib)); } else { z = ld_b(ib); }
+        let x = ld_a(ia);
+        if (op >= 7u) { sw_y(i, cmp(op, x < z, x == z)); } else { st_y(i, bin_f32(op, x, z)); }
     } else if (kind == 1u) {
-        y[i] = bin_i32(op, bitcast<i32>(va), bitcast<i32>(vb));
+        sw_y(i, bin_i32(op, li_a(ia), li_b(ib)));
     } else {
-        y[i] = bin_i32(op, i32(va), i32(vb));
+        sw_y(i, bin_i32(op, i32(lw_a(ia)), i32(lw_b(ib))));
     }
 }

@@ -2,10 +2,10 @@
 // output element. The SigLIP patch embedding (kernel = stride = 16) is the
 // case that matters; the loop is general.
 // P: [n_out, Cin, H, W, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, group, has_bias]
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+//#bind x r
+//#bind w r
+//#bind bias r
+//#bind y rw
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -35,10 +35,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             for (var kw = 0u; kw < kw_n; kw++) {
                 let iw = i32(ow * pw(10u) + kw * pw(14u)) - i32(pw(12u));
                 if (iw < 0 || iw >= i32(wd)) { continue; }
-                acc = fma(x[xc + u32(ih) * wd + u32(iw)], w[wc + kh * kw_n + kw], acc);
+                acc = fma(ld_x(xc + u32(ih) * wd + u32(iw)), ld_w(wc + kh * kw_n + kw), acc);
             }
         }
     }
-    if (pw(16u) == 1u) { acc += bias[oc]; }
-    y[i] = acc;
+    if (pw(16u) == 1u) { acc += ld_bias(oc); }
+    st_y(i, acc);
 }

@@ -1,9 +1,9 @@
 // Gather along one axis: out[o, j, i] = data[o, idx[j], i] (negative indices
 // count from the end; out-of-range ones give 0).
 // P: [n, axis_len, inner, n_idx]
-@group(0) @binding(1) var<storage, read> data: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+//#bind data r
+//#bind idx r
+//#bind out rw
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -15,8 +15,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let e = i % inner;
     let j = (i / inner) % n_idx;
     let o = i / (inner * n_idx);
-    var k = idx[j];
+    var k = li_idx(j);
     if (k < 0) { k += i32(axis_len); }
-    if (k < 0 || u32(k) >= axis_len) { out[i] = 0u; return; }
-    out[i] = data[(o * axis_len + u32(k)) * inner + e];
+    if (k < 0 || u32(k) >= axis_len) { sw_out(i, 0u); return; }
+    sw_out(i, lw_data((o * axis_len + u32(k)) * inner + e));
 }

@@ -2,9 +2,9 @@
 // `inner` words from its batch's data.
 // P: [n, k, inner, rows_per_batch, batch_stride, -, -, -, data_shape[8] @8, data_stride[8] @16]
 // data_shape/stride hold the k indexed dims (after the batch dims).
-@group(0) @binding(1) var<storage, read> data: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+//#bind data r
+//#bind idx r
+//#bind out rw
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -17,11 +17,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let batch = row / pw(3u);
     var off = batch * pw(4u) + e;
     for (var j = 0u; j < k; j++) {
-        var v = idx[row * k + j];
+        var v = li_idx(row * k + j);
         let n = pw(8u + j);
         if (v < 0) { v += i32(n); }
-        if (v < 0 || u32(v) >= n) { out[i] = 0u; return; }
+        if (v < 0 || u32(v) >= n) { sw_out(i, 0u); return; }
         off += u32(v) * pw(16u + j);
     }
-    out[i] = data[off];
+    sw_out(i, lw_data(off));
 }

@@ -1,21 +1,33 @@
-// Batched MatMul C[b] = A[b] (M x K) * B[b] (K x N) with 16x16 shared-memory
-// tiles; workgroup (x, y, z) = (column tile, row tile, output batch).
+// Batched MatMul C[b] = A[b] (M x K) * B[b] (K x N): 64x64 output tiles per
+// 16x16-thread workgroup, each thread 4x4 outputs, K in steps of 16 through
+// workgroup memory (8 KiB). Accumulates in f32. The flat workgroup id
+// (x + y * num_workgroups.x, folded by the host) is batch * tiles + tile.
 // Broadcast batch dims have stride 0.
-// P: [M, N, K, batch_rank, batch_shape[8] @4, a_batch_stride[8] @12, b_batch_stride[8] @20]
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// P: [M, N, K, batch_rank, batch_shape[8] @4, a_batch_stride[8] @12,
+//     b_batch_stride[8] @20, tiles_n @28, tiles_m @29, batches @30]
+//#bind a r
+//#bind b r
+//#bind c rw
 
-var<workgroup> ta: array<array<f32, 16>, 16>;
-var<workgroup> tb: array<array<f32, 16>, 16>;
+var<workgroup> ta: array<f32, 1024>;
+var<workgroup> tb: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let m = pw(0u);
     let n = pw(1u);
     let kdim = pw(2u);
     let brank = pw(3u);
-    var rem = wg.z;
+    let tiles_n = pw(28u);
+    let per_batch = tiles_n * pw(29u);
+    let g = wg.x + wg.y * nwg.x;
+    let batch = g / per_batch;
+    if (batch >= pw(30u)) { return; }
+    let t = g % per_batch;
+    let col0 = (t % tiles_n) * 64u;
+    let row0 = (t / tiles_n) * 64u;
+    var rem = batch;
     var aoff = 0u;
     var boff = 0u;
     for (var k = 0u; k < brank; k++) {
@@ -25,25 +37,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         aoff += co * pw(12u + d);
         boff += co * pw(20u + d);
     }
-    let row = wg.y * 16u + lid.y;
-    let col = wg.x * 16u + lid.x;
-    var acc = 0.0;
-    for (var t = 0u; t < kdim; t += 16u) {
-        let ak = t + lid.x;
-        var av = 0.0;
-        if (row < m && ak < kdim) { av = a[aoff + row * kdim + ak]; }
-        ta[lid.y][lid.x] = av;
-        let bk = t + lid.y;
-        var bv = 0.0;
-        if (bk < kdim && col < n) { bv = b[boff + bk * n + col]; }
-        tb[lid.y][lid.x] = bv;
+    var acc: array<f32, 16>;
+    for (var e = 0u; e < 16u; e++) { acc[e] = 0.0; }
+    for (var k0 = 0u; k0 < kdim; k0 += 16u) {
+        for (var r = 0u; r < 4u; r++) {
+            let e = li + r * 256u;
+            let gr = row0 + e / 16u;
+            let gk = k0 + e % 16u;
+            var av = 0.0;
+            if (gr < m && gk < kdim) { av = ld_a(aoff + gr * kdim + gk); }
+            ta[e] = av;
+            let bk = k0 + e / 64u;
+            let bc = col0 + e % 64u;
+            var bv = 0.0;
+            if (bk < kdim && bc < n) { bv = ld_b(boff + bk * n + bc); }
+            tb[e] = bv;
+        }
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk++) {
-            acc = fma(ta[lid.y][kk], tb[kk][lid.x], acc);
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) { av[i] = ta[(lid.y * 4u + i) * 16u + kk]; }
+            for (var j = 0u; j < 4u; j++) { bv[j] = tb[kk * 64u + lid.x + j * 16u]; }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
+            }
         }
         workgroupBarrier();
     }
-    if (row < m && col < n) {
-        c[(wg.z * m + row) * n + col] = acc;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + j * 16u;
+            if (row < m && col < n) { st_c((batch * m + row) * n + col, acc[i * 4u + j]); }
+        }
     }
 }

@@ -5,12 +5,12 @@
 // past_len + s are skipped), additive attention bias [B|1, H|1, S, T].
 // P: [n, S, H, T, hd, hv, scale(f32), mask_kind(0 none 1 lens 2 BT 3 BST),
 //     filter(f32), causal, past_len, has_bias, bias_b_bcast, bias_h_bcast]
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> pk: array<f32>;
-@group(0) @binding(3) var<storage, read> pv: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<i32>;
-@group(0) @binding(5) var<storage, read> abias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+//#bind q r
+//#bind pk r
+//#bind pv r
+//#bind mask r
+//#bind abias r
+//#bind out rw
 
 const MAX_HV: u32 = 256u;
 
@@ -46,24 +46,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var t = 0u; t < total; t++) {
         if (causal && t > past + s) { break; }
         var dot = 0.0;
-        for (var d = 0u; d < hd; d++) { dot = fma(q[qbase + d], pk[(kvbase + t) * hd + d], dot); }
+        for (var d = 0u; d < hd; d++) { dot = fma(ld_q(qbase + d), ld_pk((kvbase + t) * hd + d), dot); }
         var sc = dot * scale;
         if (mask_kind == 1u) {
-            if (i32(t) >= mask[b]) { sc += filter_value; }
+            if (i32(t) >= li_mask(b)) { sc += filter_value; }
         } else if (mask_kind == 2u) {
-            if (mask[b * total + t] == 0) { sc += filter_value; }
+            if (li_mask(b * total + t) == 0) { sc += filter_value; }
         } else if (mask_kind == 3u) {
-            if (mask[(b * seq + s) * total + t] == 0) { sc += filter_value; }
+            if (li_mask((b * seq + s) * total + t) == 0) { sc += filter_value; }
         }
-        if (pw(11u) == 1u) { sc += abias[bias_base + t]; }
+        if (pw(11u) == 1u) { sc += ld_abias(bias_base + t); }
         let m_new = max(m, sc);
         let corr = exp(m - m_new);
         let p = exp(sc - m_new);
         l = l * corr + p;
-        for (var d = 0u; d < hv; d++) { acc[d] = acc[d] * corr + p * pv[(kvbase + t) * hv + d]; }
+        for (var d = 0u; d < hv; d++) { acc[d] = acc[d] * corr + p * ld_pv((kvbase + t) * hv + d); }
         m = m_new;
     }
     let obase = (b * seq + s) * heads * hv + h * hv;
     let inv = 1.0 / l;
-    for (var d = 0u; d < hv; d++) { out[obase + d] = acc[d] * inv; }
+    for (var d = 0u; d < hv; d++) { st_out(obase + d, acc[d] * inv); }
 }

@@ -5,8 +5,8 @@
 // P: [n_out, kept_rank, red_rank, n_red, kind(0 mean 1 sum 2 max 3 min 4 prod),
 //     is_int, -, -, kept_shape[8] @8, kept_stride[8] @16, red_shape[8] @24,
 //     red_stride[8] @32]
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<u32>;
+//#bind x r
+//#bind y rw
 
 var<workgroup> sf: array<f32, 256>;
 var<workgroup> si: array<i32, 256>;
@@ -60,9 +60,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             r = r / pw(24u + d);
         }
         if (is_int) {
-            acci = combine_i(kind, acci, bitcast<i32>(x[off]));
+            acci = combine_i(kind, acci, li_x(off));
         } else {
-            accf = combine_f(kind, accf, bitcast<f32>(x[off]));
+            accf = combine_f(kind, accf, ld_x(off));
         }
     }
     sf[lid] = accf;
@@ -79,11 +79,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         if (is_int) {
             var v = si[0];
             if (kind == 0u && n_red > 0u) { v = v / i32(n_red); }
-            y[o] = bitcast<u32>(v);
+            si_y(o, v);
         } else {
             var v = sf[0];
             if (kind == 0u) { v = v / f32(n_red); }
-            y[o] = bitcast<u32>(v);
+            st_y(o, v);
         }
     }
 }

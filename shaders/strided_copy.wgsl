@@ -4,8 +4,8 @@
 // Slice, Expand, Tile, Concat, Split and the KV-cache concatenation.
 // P: [n, rank, src_base(i32), dst_base, shape[8] @4, src_stride[8](i32) @12,
 //     src_mod[8] @20, dst_stride[8] @28]
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+//#bind src r
+//#bind dst rw
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -22,5 +22,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         s += i32(c % pw(20u + dim)) * pi(12u + dim);
         d += c * pw(28u + dim);
     }
-    dst[d] = src[u32(s)];
+    sw_dst(d, lw_src(u32(s)));
 }

@@ -1,7 +1,7 @@
 // Trilu: keeps the upper (j - i >= k) or lower (j - i <= k) triangle of each
 // matrix, zeroing the rest. P: [n, rows, cols, k(i32), upper]
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<u32>;
+//#bind x r
+//#bind y rw
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -13,5 +13,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let k = pi(3u);
     var keep: bool;
     if (pw(4u) == 1u) { keep = c - r >= k; } else { keep = c - r <= k; }
-    y[i] = select(0u, x[i], keep);
+    sw_y(i, select(0u, lw_x(i), keep));
 }

@@ -1,8 +1,8 @@
 // Elementwise unary ops on 32-bit words. P: [n, op, kind(0 f32, 1 i32, 2 bool)]
 // op: 0 Identity 1 Neg 2 Sqrt 3 Reciprocal 4 Sigmoid 5 Tanh 6 Cos 7 Sin 8 Exp
 //     9 Log 10 Abs 11 Relu 12 Erf 13 Not
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<u32>;
+//#bind x r
+//#bind y rw
 
 // erf: Maclaurin series near 0 (keeps relative accuracy for small x), and
 // Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7) further out.
@@ -58,12 +58,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let op = pw(1u);
     let kind = pw(2u);
     if (op == 13u) {
-        y[i] = select(0u, 1u, x[i] == 0u);
+        sw_y(i, select(0u, 1u, lw_x(i) == 0u));
     } else if (kind == 0u) {
-        y[i] = bitcast<u32>(unary_f32(op, bitcast<f32>(x[i])));
+        st_y(i, unary_f32(op, ld_x(i)));
     } else if (kind == 1u) {
-        y[i] = bitcast<u32>(unary_i32(op, bitcast<i32>(x[i])));
+        si_y(i, unary_i32(op, li_x(i)));
     } else {
-        y[i] = x[i];
+        sw_y(i, lw_x(i));
     }
 }

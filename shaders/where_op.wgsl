@@ -1,9 +1,9 @@
 // Where(cond, x, y) with broadcasting.
 // P: [n, rank, -, -, shape[8] @4, c_stride[8] @12, x_stride[8] @20, y_stride[8] @28]
-@group(0) @binding(1) var<storage, read> c: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<u32>;
-@group(0) @binding(3) var<storage, read> y: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<u32>;
+//#bind c r
+//#bind x r
+//#bind y r
+//#bind out rw
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -22,5 +22,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         ix += co * pw(20u + d);
         iy += co * pw(28u + d);
     }
-    out[i] = select(y[iy], x[ix], c[ic] != 0u);
+    sw_out(i, select(lw_y(iy), lw_x(ix), lw_c(ic) != 0u));
 }

@@ -76,8 +76,11 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
     for (&v, t) in &graph.initializers {
         values[v] = Some(t.clone());
     }
+    // CELLM_PROFILE=1 prints seconds per op type after the run (to stderr).
+    let mut profile: Option<HashMap<String, (f64, usize)>> = std::env::var_os("CELLM_PROFILE").map(|_| HashMap::new());
     for ix in order {
         let node = &graph.nodes[ix];
+        let started = std::time::Instant::now();
         let args: Vec<Option<&Tensor>> =
             node.inputs
                 .iter()
@@ -91,6 +94,11 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
                 .map_err(|e| anyhow!("node '{}' ({}): {e}", node.name, node.op.name()))?;
         let outs = crate::ops::eval(&node.op, &args)
             .map_err(|e| anyhow!("node '{}' ({}): {e:#}", node.name, node.op.name()))?;
+        if let Some(p) = profile.as_mut() {
+            let e = p.entry(node.op.name()).or_default();
+            e.0 += started.elapsed().as_secs_f64();
+            e.1 += 1;
+        }
         for (slot, t) in node.outputs.iter().zip(outs) {
             if let Some(v) = slot {
                 values[*v] = Some(t);
@@ -101,6 +109,13 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
             if uses[*v] == 0 && !graph.initializers.contains_key(v) {
                 values[*v] = None;
             }
+        }
+    }
+    if let Some(p) = profile {
+        let mut rows: Vec<_> = p.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        for (op, (secs, n)) in rows {
+            eprintln!("profile {:>40} {:>5} nodes {:>9.4} s", op, n, secs);
         }
     }
     let mut out = HashMap::new();

@@ -20,10 +20,22 @@ impl Caps {
     /// Every capability combination, for validating all shader variants.
     pub fn all() -> [Caps; 4] {
         [
-            Caps { shader_f16: false, subgroups: false },
-            Caps { shader_f16: true, subgroups: false },
-            Caps { shader_f16: false, subgroups: true },
-            Caps { shader_f16: true, subgroups: true },
+            Caps {
+                shader_f16: false,
+                subgroups: false,
+            },
+            Caps {
+                shader_f16: true,
+                subgroups: false,
+            },
+            Caps {
+                shader_f16: false,
+                subgroups: true,
+            },
+            Caps {
+                shader_f16: true,
+                subgroups: true,
+            },
         ]
     }
 }
@@ -78,11 +90,13 @@ fn report(a: &wgpu::Adapter) -> AdapterReport {
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
         shader_f16: f.contains(wgpu::Features::SHADER_F16),
         subgroup: f.contains(wgpu::Features::SUBGROUP),
         timestamp_query: f.contains(wgpu::Features::TIMESTAMP_QUERY),
-        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
         max_buffer_size: l.max_buffer_size,
     }
 }
@@ -119,7 +133,9 @@ impl GpuContext {
             let want = want.to_lowercase();
             adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
             if adapters.is_empty() {
-                return Err(anyhow!("no GPU adapter's name contains WGPU_ADAPTER_NAME='{want}'"));
+                return Err(anyhow!(
+                    "no GPU adapter's name contains WGPU_ADAPTER_NAME='{want}'"
+                ));
             }
         }
         adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
@@ -146,6 +162,12 @@ impl GpuContext {
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
         };
-        Ok(Arc::new(GpuContext { device, queue, adapter: report, caps, limits }))
+        Ok(Arc::new(GpuContext {
+            device,
+            queue,
+            adapter: report,
+            caps,
+            limits,
+        }))
     }
 }

@@ -7,7 +7,7 @@
 //! the graph outputs are read back.
 
 use crate::device::GpuContext;
-use crate::kernel::{DevTensor, Kern, PipelineCache, RunStats};
+use crate::kernel::{DevTensor, Kern, KernConfig, PipelineCache, RunStats};
 use crate::ops::{self, Args};
 use anyhow::{anyhow, Context, Result};
 use cellm_ir::{DType, Graph, Op, Tensor, ValueId};
@@ -24,11 +24,22 @@ pub struct SessionOptions {
     /// Compute integer ops whose inputs are all on the host on the host. Off
     /// forces them onto the device (to test the integer kernels).
     pub host_shape_math: bool,
+    /// Lowers the largest storage binding / buffer a tensor chunk may use
+    /// (tests force tiny limits to exercise split tensors).
+    pub max_binding_bytes_override: Option<u64>,
+    /// Ignore SHADER_F16 even where the device has it (tests the packed-f16
+    /// kernels on such devices).
+    pub disable_shader_f16: bool,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { poison_buffers: false, host_shape_math: true }
+        SessionOptions {
+            poison_buffers: false,
+            host_shape_math: true,
+            max_binding_bytes_override: None,
+            disable_shader_f16: false,
+        }
     }
 }
 
@@ -42,6 +53,7 @@ pub struct GpuSession {
     weights: Mutex<HashMap<ValueId, DevTensor>>,
     pipelines: PipelineCache,
     opts: SessionOptions,
+    cfg: KernConfig,
     last_stats: Mutex<RunStats>,
 }
 
@@ -53,15 +65,24 @@ struct Slot {
 
 impl Slot {
     fn dtype(&self) -> Option<DType> {
-        self.host.as_ref().map(|t| t.dtype()).or(self.dev.as_ref().map(|d| d.dtype))
+        self.host
+            .as_ref()
+            .map(|t| t.dtype())
+            .or(self.dev.as_ref().map(|d| d.dtype))
     }
     fn shape(&self) -> Option<Vec<usize>> {
-        self.host.as_ref().map(|t| t.shape().to_vec()).or(self.dev.as_ref().map(|d| d.shape.clone()))
+        self.host
+            .as_ref()
+            .map(|t| t.shape().to_vec())
+            .or(self.dev.as_ref().map(|d| d.shape.clone()))
     }
 }
 
 fn is_int(d: DType) -> bool {
-    matches!(d, DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool)
+    matches!(
+        d,
+        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool
+    )
 }
 
 /// Shape's output from the input's shape alone (ONNX start/end clamping).
@@ -70,7 +91,11 @@ fn shape_of(op: &cellm_ir::ops::Shape, shape: &[usize]) -> Tensor {
     let fix = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
     let start = fix(op.start);
     let end = fix(op.end.unwrap_or(r));
-    let dims: Vec<i64> = if start < end { shape[start..end].iter().map(|&d| d as i64).collect() } else { vec![] };
+    let dims: Vec<i64> = if start < end {
+        shape[start..end].iter().map(|&d| d as i64).collect()
+    } else {
+        vec![]
+    };
     Tensor::from_vec(vec![dims.len()], dims)
 }
 
@@ -80,9 +105,24 @@ impl GpuSession {
         GpuSession::with_context(GpuContext::new()?, graph, SessionOptions::default())
     }
 
-    pub fn with_context(ctx: Arc<GpuContext>, graph: Graph, opts: SessionOptions) -> Result<GpuSession> {
+    pub fn with_context(
+        ctx: Arc<GpuContext>,
+        graph: Graph,
+        opts: SessionOptions,
+    ) -> Result<GpuSession> {
         let order = graph.topo_order()?;
+        let mut caps = ctx.caps;
+        if opts.disable_shader_f16 {
+            caps.shader_f16 = false;
+        }
+        let cfg = KernConfig::new(
+            &ctx,
+            caps,
+            opts.max_binding_bytes_override,
+            opts.poison_buffers,
+        )?;
         let session = GpuSession {
+            cfg,
             ctx,
             order,
             weights: Mutex::new(HashMap::new()),
@@ -92,16 +132,21 @@ impl GpuSession {
             graph,
         };
         {
-            let mut k = Kern::new(&session.ctx, &session.pipelines, false);
+            let mut k = Kern::new(&session.ctx, &session.pipelines, KernConfig { poison: false, ..session.cfg });
             let mut w = HashMap::new();
             for (&v, t) in &session.graph.initializers {
                 if matches!(t.dtype(), DType::F32 | DType::F16) {
-                    let d = k.upload(t).with_context(|| format!("uploading weight '{}'", session.graph.value_name(v)))?;
+                    let d = k.upload(t).with_context(|| {
+                        format!("uploading weight '{}'", session.graph.value_name(v))
+                    })?;
                     w.insert(v, d);
                 }
             }
             k.flush();
-            *session.weights.lock().map_err(|_| anyhow!("weight cache poisoned"))? = w;
+            *session
+                .weights
+                .lock()
+                .map_err(|_| anyhow!("weight cache poisoned"))? = w;
         }
         Ok(session)
     }
@@ -116,20 +161,26 @@ impl GpuSession {
 
     /// Counters of the last run (dispatches, submits, readbacks, host ops).
     pub fn last_stats(&self) -> RunStats {
-        self.last_stats.lock().map(|s| s.clone()).unwrap_or_default()
+        self.last_stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Same contract as `cellm_cpu::run`: inputs by name, outputs by name.
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
         let g = &self.graph;
         cellm_cpu::interpreter::bind_inputs(g, inputs)?;
-        let mut k = Kern::new(&self.ctx, &self.pipelines, self.opts.poison_buffers);
+        let mut k = Kern::new(&self.ctx, &self.pipelines, self.cfg);
         let mut slots: Vec<Slot> = vec![Slot::default(); g.values.len()];
         for &v in &g.inputs {
             slots[v].host = inputs.get(g.value_name(v)).cloned();
         }
         {
-            let w = self.weights.lock().map_err(|_| anyhow!("weight cache poisoned"))?;
+            let w = self
+                .weights
+                .lock()
+                .map_err(|_| anyhow!("weight cache poisoned"))?;
             for (&v, t) in &g.initializers {
                 slots[v].host = Some(t.clone());
                 slots[v].dev = w.get(&v).cloned();
@@ -175,7 +226,10 @@ impl GpuSession {
         if let Some(t) = &slot.host {
             return Ok(t.clone());
         }
-        let d = slot.dev.as_ref().ok_or_else(|| anyhow!("value is not available"))?;
+        let d = slot
+            .dev
+            .as_ref()
+            .ok_or_else(|| anyhow!("value is not available"))?;
         let t = k.read_back(&[d])?.remove(0);
         k.stats.readbacks += 1;
         slot.host = Some(t.clone());
@@ -186,7 +240,10 @@ impl GpuSession {
         if let Some(d) = &slot.dev {
             return Ok(d.clone());
         }
-        let t = slot.host.as_ref().ok_or_else(|| anyhow!("value is not available"))?;
+        let t = slot
+            .host
+            .as_ref()
+            .ok_or_else(|| anyhow!("value is not available"))?;
         let d = k.upload(t)?;
         if self.graph.initializers.contains_key(&v) {
             if let Ok(mut w) = self.weights.lock() {
@@ -205,21 +262,42 @@ impl GpuSession {
             }
         }
         if let Op::Shape(s) = &node.op {
-            let v = node.inputs.first().copied().flatten().ok_or_else(|| anyhow!("Shape needs an input"))?;
-            let shape = slots[v].shape().ok_or_else(|| anyhow!("Shape input is not available"))?;
+            let v = node
+                .inputs
+                .first()
+                .copied()
+                .flatten()
+                .ok_or_else(|| anyhow!("Shape needs an input"))?;
+            let shape = slots[v]
+                .shape()
+                .ok_or_else(|| anyhow!("Shape input is not available"))?;
             if let Some(Some(o)) = node.outputs.first() {
-                slots[*o] = Slot { host: Some(shape_of(s, &shape)), dev: None };
+                slots[*o] = Slot {
+                    host: Some(shape_of(s, &shape)),
+                    dev: None,
+                };
             }
             *k.stats.host_ops.entry(node.op.name()).or_default() += 1;
             return Ok(());
         }
-        let all_host = node.inputs.iter().flatten().all(|v| slots[*v].host.is_some());
-        let out_dtypes: Vec<Option<DType>> =
-            node.outputs.iter().map(|o| o.and_then(|o| g.values[o].fact.as_ref().map(|f| f.dtype))).collect();
-        let int_outputs = !out_dtypes.is_empty() && out_dtypes.iter().all(|d| d.is_some_and(is_int));
+        let all_host = node
+            .inputs
+            .iter()
+            .flatten()
+            .all(|v| slots[*v].host.is_some());
+        let out_dtypes: Vec<Option<DType>> = node
+            .outputs
+            .iter()
+            .map(|o| o.and_then(|o| g.values[o].fact.as_ref().map(|f| f.dtype)))
+            .collect();
+        let int_outputs =
+            !out_dtypes.is_empty() && out_dtypes.iter().all(|d| d.is_some_and(is_int));
         let host_math = self.opts.host_shape_math && all_host && int_outputs;
         let mut on_host = host_math || matches!(node.op, Op::NonZero(_) | Op::Range(_));
-        let mut args = Args { dev: vec![], host: vec![] };
+        let mut args = Args {
+            dev: vec![],
+            host: vec![],
+        };
         if !on_host {
             let params = ops::param_inputs(&node.op);
             for (i, v) in node.inputs.iter().enumerate() {
@@ -248,21 +326,23 @@ impl GpuSession {
             let outs = cellm_cpu::ops::eval(&node.op, &refs)?;
             for (slot, t) in node.outputs.iter().zip(outs) {
                 if let Some(o) = slot {
-                    slots[*o] = Slot { host: Some(t), dev: None };
+                    slots[*o] = Slot {
+                        host: Some(t),
+                        dev: None,
+                    };
                 }
             }
             *k.stats.host_ops.entry(node.op.name()).or_default() += 1;
             return Ok(());
         }
         let outs = ops::encode(k, &node.op, &args)?;
-        let round = !ops::moves_only(&node.op) && !matches!(&node.op, Op::Unary(u) if u.op == cellm_ir::ops::UnaryOp::Identity);
+        // f16 outputs are stored as f16, so every value is rounded on store.
         for (slot, d) in node.outputs.iter().zip(outs) {
-            if round && d.dtype == DType::F16 && !d.is_empty() {
-                let n = d.len();
-                k.dispatch_1d("round_f16", &[ops::u32_of(n, "round_f16")?], &[&d.buf], n)?;
-            }
             if let Some(o) = slot {
-                slots[*o] = Slot { host: None, dev: Some(d) };
+                slots[*o] = Slot {
+                    host: None,
+                    dev: Some(d),
+                };
             }
         }
         *k.stats.device_ops.entry(node.op.name()).or_default() += 1;

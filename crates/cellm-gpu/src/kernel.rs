@@ -1,13 +1,13 @@
 //! The encoding context every op kernel uses: device buffers, pipelines,
 //! uniforms, dispatches, uploads and readbacks.
 //!
-//! Device storage: every element is one 32-bit word. f32 and f16 values are
-//! stored as f32 (f16 values are rounded to f16 precision by every kernel
-//! that makes them, so they hold exactly what an f16 tensor would), integers
-//! (i64/i32/i8/u8) as i32 and bools as u32 0/1. f16 tensors cross the
-//! host/device boundary packed (two per word) and are widened/narrowed by the
-//! `f16_convert` kernels. One word per element keeps every data-movement
-//! kernel dtype-agnostic.
+//! Device storage: f32 as f32 words, f16 as f16 halves (2 bytes, the host
+//! layout; native `array<f16>` with SHADER_F16, packed pairs in `u32` words
+//! without), integers (i64/i32/i8/u8) as i32 words and bools as u32 0/1.
+//! Kernels reach elements only through the accessors `shaders.rs` generates
+//! for each binding, so one kernel serves every storage kind. A tensor larger
+//! than one storage binding (or than one buffer) lives in several buffers
+//! ("chunks") of `chunk_bytes` each and is bound chunk by chunk.
 
 use crate::device::{Caps, GpuContext};
 use crate::shaders;
@@ -25,10 +25,19 @@ pub const UNIFORM_BYTES: usize = 512;
 /// Most dims a kernel handles (uniform arrays hold 8 entries).
 pub const MAX_RANK: usize = 8;
 
+/// The buffers behind a device tensor.
+pub struct Store {
+    /// One buffer per chunk; every chunk but the last holds exactly the
+    /// session's `chunk_bytes`.
+    pub chunks: Vec<wgpu::Buffer>,
+    /// f16 halves rather than 32-bit words.
+    pub half: bool,
+}
+
 /// A tensor in device memory (see the module docs for the storage format).
 #[derive(Clone)]
 pub struct DevTensor {
-    pub buf: Arc<wgpu::Buffer>,
+    pub store: Arc<Store>,
     pub dtype: DType,
     pub shape: Vec<usize>,
 }
@@ -45,8 +54,35 @@ impl DevTensor {
         if shape.iter().product::<usize>() != self.len() {
             bail!("cannot view {:?} as {shape:?}", self.shape);
         }
-        Ok(DevTensor { buf: self.buf.clone(), dtype: self.dtype, shape })
+        Ok(DevTensor {
+            store: self.store.clone(),
+            dtype: self.dtype,
+            shape,
+        })
     }
+    /// Same storage under another dtype of the same storage kind.
+    pub fn retyped(&self, dtype: DType) -> DevTensor {
+        DevTensor {
+            store: self.store.clone(),
+            dtype,
+            shape: self.shape.clone(),
+        }
+    }
+    pub fn layout(&self) -> shaders::BindLayout {
+        shaders::BindLayout {
+            half: self.store.half,
+            chunks: self.store.chunks.len() as u32,
+        }
+    }
+}
+
+/// Bytes per element on the device.
+pub fn elem_bytes(dtype: DType) -> Result<u64> {
+    Ok(match dtype {
+        DType::F16 => 2,
+        DType::F64 => bail!("f64 tensors are not supported on the GPU"),
+        _ => 4,
+    })
 }
 
 /// Kind of word a dtype is stored as on the device.
@@ -102,7 +138,10 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<Vec<usize>> {
 /// Pads a dims list to `MAX_RANK` words (fails above it).
 pub fn dims8(v: &[usize], what: &str) -> Result<[u32; MAX_RANK]> {
     if v.len() > MAX_RANK {
-        bail!("{what}: rank {} exceeds the GPU limit of {MAX_RANK}", v.len());
+        bail!(
+            "{what}: rank {} exceeds the GPU limit of {MAX_RANK}",
+            v.len()
+        );
     }
     let mut r = [0u32; MAX_RANK];
     for (d, &x) in r.iter_mut().zip(v) {
@@ -126,84 +165,172 @@ pub struct RunStats {
 
 pub type PipelineCache = Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>;
 
+/// Per-session settings of the encoder.
+#[derive(Clone, Copy, Debug)]
+pub struct KernConfig {
+    /// Capabilities the kernels may use (the device's, possibly narrowed).
+    pub caps: Caps,
+    /// Largest buffer / storage binding a tensor chunk may occupy.
+    pub chunk_bytes: u64,
+    /// Fill new buffers with all-ones bytes (NaN / -1) so unwritten outputs show.
+    pub poison: bool,
+}
+
+impl KernConfig {
+    /// The device's limits, optionally lowered (tests force small chunks).
+    pub fn new(ctx: &GpuContext, caps: Caps, max_binding_override: Option<u64>, poison: bool) -> Result<KernConfig> {
+        let mut max = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        if let Some(o) = max_binding_override {
+            max = max.min(o);
+        }
+        // Chunks stay 256-byte multiples so every chunk boundary is aligned
+        // for copies and for both element sizes.
+        let chunk_bytes = max / 256 * 256;
+        if chunk_bytes == 0 {
+            bail!("storage binding limit of {max} bytes is too small");
+        }
+        Ok(KernConfig {
+            caps,
+            chunk_bytes,
+            poison,
+        })
+    }
+}
+
 /// Encoding state of one run.
 pub struct Kern<'a> {
     pub ctx: &'a GpuContext,
     pipelines: &'a PipelineCache,
     encoder: Option<wgpu::CommandEncoder>,
-    /// Fill new buffers with all-ones words (NaN / -1) so unwritten outputs show.
-    pub poison: bool,
+    pub cfg: KernConfig,
     pub stats: RunStats,
 }
 
+fn chunk_sizes(total: u64, chunk: u64) -> Vec<u64> {
+    let total = total.max(4).div_ceil(4) * 4;
+    let mut v = Vec::new();
+    let mut left = total;
+    while left > 0 {
+        let c = left.min(chunk);
+        v.push(c);
+        left -= c;
+    }
+    v
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
 impl<'a> Kern<'a> {
-    pub fn new(ctx: &'a GpuContext, pipelines: &'a PipelineCache, poison: bool) -> Kern<'a> {
-        Kern { ctx, pipelines, encoder: None, poison, stats: RunStats::default() }
+    pub fn new(ctx: &'a GpuContext, pipelines: &'a PipelineCache, cfg: KernConfig) -> Kern<'a> {
+        Kern {
+            ctx,
+            pipelines,
+            encoder: None,
+            cfg,
+            stats: RunStats::default(),
+        }
     }
 
     pub fn caps(&self) -> Caps {
-        self.ctx.caps
+        self.cfg.caps
     }
 
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
         let dev = &self.ctx.device;
-        self.encoder
-            .get_or_insert_with(|| dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("cellm run") }))
-    }
-
-    fn check_size(&self, bytes: u64, what: &str) -> Result<()> {
-        let max = (self.ctx.limits.max_storage_buffer_binding_size as u64).min(self.ctx.limits.max_buffer_size);
-        if bytes > max {
-            bail!("{what}: {bytes} bytes exceed the device's storage binding limit of {max} bytes (split binding is not implemented)");
-        }
-        Ok(())
+        self.encoder.get_or_insert_with(|| {
+            dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("cellm run"),
+            })
+        })
     }
 
     /// A new device tensor; at least one word so it can always be bound.
     pub fn alloc(&mut self, dtype: DType, shape: Vec<usize>) -> Result<DevTensor> {
         word_of(dtype)?;
         let n: usize = shape.iter().product();
-        let bytes = (n.max(1) * 4) as u64;
-        self.check_size(bytes, &format!("{dtype} tensor {shape:?}"))?;
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let buf = if self.poison {
-            self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: &vec![0xffu8; bytes as usize],
-                usage,
+        let bytes = n as u64 * elem_bytes(dtype)?;
+        let chunks = chunk_sizes(bytes, self.cfg.chunk_bytes)
+            .into_iter()
+            .map(|size| {
+                if self.cfg.poison {
+                    self.ctx
+                        .device
+                        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: None,
+                            contents: &vec![0xffu8; size as usize],
+                            usage: USAGE,
+                        })
+                } else {
+                    self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: None,
+                        size,
+                        usage: USAGE,
+                        mapped_at_creation: false,
+                    })
+                }
             })
-        } else {
-            self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage, mapped_at_creation: false })
-        };
-        Ok(DevTensor { buf: Arc::new(buf), dtype, shape })
+            .collect();
+        Ok(DevTensor {
+            store: Arc::new(Store {
+                chunks,
+                half: dtype == DType::F16,
+            }),
+            dtype,
+            shape,
+        })
     }
 
-    /// A compute pipeline for `name`'s source (compiled once per session).
-    fn pipeline(&self, name: &str) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = name.to_string();
-        let mut cache = self.pipelines.lock().map_err(|_| anyhow!("pipeline cache poisoned"))?;
+    /// A compute pipeline for `name` under these binding layouts (compiled
+    /// once per session and layout).
+    fn pipeline(&self, name: &str, layouts: &[shaders::BindLayout]) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut key = name.to_string();
+        for l in layouts {
+            key.push_str(if l.half { " h" } else { " w" });
+            key.push_str(&l.chunks.to_string());
+        }
+        let mut cache = self
+            .pipelines
+            .lock()
+            .map_err(|_| anyhow!("pipeline cache poisoned"))?;
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let src = shaders::source(name, self.ctx.caps)?;
-        let module = self.ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let p = Arc::new(self.ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        }));
+        let src = shaders::source(name, self.cfg.caps, layouts, self.cfg.chunk_bytes)?;
+        let module = self
+            .ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+        let p = Arc::new(self.ctx.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            },
+        ));
         cache.insert(key, p.clone());
         Ok(p)
     }
 
-    /// Dispatches `shader` with `params` at binding 0 and `bufs` at 1.. .
-    pub fn dispatch(&mut self, shader: &str, params: &[u32], bufs: &[&wgpu::Buffer], groups: [u32; 3]) -> Result<()> {
+    /// Dispatches `shader` with `params` at binding 0 and `ts` (each tensor's
+    /// chunks in turn) at 1.. .
+    pub fn dispatch(
+        &mut self,
+        shader: &str,
+        params: &[u32],
+        ts: &[&DevTensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
         if groups.contains(&0) {
             return Ok(());
         }
@@ -211,23 +338,46 @@ impl<'a> Kern<'a> {
         if groups.iter().any(|&g| g > max) {
             bail!("{shader}: dispatch {groups:?} exceeds {max} workgroups per dimension");
         }
-        let pipeline = self.pipeline(shader)?;
-        let uniform = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: &uniform_bytes(params)?,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (i, b) in bufs.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        let layouts: Vec<shaders::BindLayout> = ts.iter().map(|t| t.layout()).collect();
+        let n_bind: u32 = layouts.iter().map(|l| l.chunks).sum();
+        let max_bind = self.ctx.limits.max_storage_buffers_per_shader_stage;
+        if n_bind > max_bind {
+            bail!("{shader}: {n_bind} storage buffers (tensors split in chunks) exceed the device's {max_bind} per shader stage");
         }
-        let bg = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let pipeline = self.pipeline(shader, &layouts)?;
+        let uniform = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: &uniform_bytes(params)?,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for t in ts {
+            for b in &t.store.chunks {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: entries.len() as u32,
+                    resource: b.as_entire_binding(),
+                });
+            }
+        }
+        let bg = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
         let enc = self.encoder();
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -237,75 +387,124 @@ impl<'a> Kern<'a> {
     }
 
     /// Dispatches one thread per item (`n` items), folding large counts into y.
-    pub fn dispatch_1d(&mut self, shader: &str, params: &[u32], bufs: &[&wgpu::Buffer], n: usize) -> Result<()> {
+    pub fn dispatch_1d(
+        &mut self,
+        shader: &str,
+        params: &[u32],
+        ts: &[&DevTensor],
+        n: usize,
+    ) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
-        let groups = n.div_ceil(WG as usize);
+        self.dispatch_groups_of(shader, params, ts, n.div_ceil(WG as usize))
+    }
+
+    /// Dispatches `n` workgroups (one per item), folding large counts into y
+    /// (kernels compute the flat group id as `x + y * num_workgroups.x`).
+    pub fn dispatch_groups(
+        &mut self,
+        shader: &str,
+        params: &[u32],
+        ts: &[&DevTensor],
+        n: usize,
+    ) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.dispatch_groups_of(shader, params, ts, n)
+    }
+
+    fn dispatch_groups_of(
+        &mut self,
+        shader: &str,
+        params: &[u32],
+        ts: &[&DevTensor],
+        groups: usize,
+    ) -> Result<()> {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let x = groups.min(max);
         let y = groups.div_ceil(x);
-        self.dispatch(shader, params, bufs, [x as u32, y as u32, 1])
+        if y > max {
+            bail!("{shader}: {groups} workgroups exceed {max}x{max}");
+        }
+        self.dispatch(shader, params, ts, [x as u32, y as u32, 1])
     }
 
-    /// Dispatches `n` workgroups (one per item), folding large counts into y.
-    pub fn dispatch_groups(&mut self, shader: &str, params: &[u32], bufs: &[&wgpu::Buffer], n: usize) -> Result<()> {
-        if n == 0 {
-            return Ok(());
+    /// Copies all of `src` into `dst` (same dtype and element count).
+    pub fn copy(&mut self, src: &DevTensor, dst: &DevTensor) -> Result<()> {
+        if src.len() != dst.len() || src.store.half != dst.store.half {
+            bail!("copy between mismatched tensors {:?} and {:?}", src.shape, dst.shape);
         }
-        let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
-        let x = n.min(max);
-        let y = n.div_ceil(x);
-        self.dispatch(shader, params, bufs, [x as u32, y as u32, 1])
-    }
-
-    pub fn copy(&mut self, src: &DevTensor, dst: &DevTensor, words: usize) {
-        if words > 0 {
-            self.encoder().copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, (words * 4) as u64);
+        let pairs: Vec<(wgpu::Buffer, wgpu::Buffer)> = src
+            .store
+            .chunks
+            .iter()
+            .zip(&dst.store.chunks)
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        for (a, b) in pairs {
+            let size = a.size().min(b.size());
+            self.encoder().copy_buffer_to_buffer(&a, 0, &b, 0, size);
         }
+        Ok(())
     }
 
     pub fn clear(&mut self, t: &DevTensor) {
-        self.encoder().clear_buffer(&t.buf, 0, None);
+        for b in t.store.chunks.clone() {
+            self.encoder().clear_buffer(&b, 0, None);
+        }
     }
 
     /// Copies a host tensor to the device (converting to device words).
     pub fn upload(&mut self, t: &Tensor) -> Result<DevTensor> {
-        let n = t.len();
-        let words: Vec<u32> = match t.dtype() {
-            DType::F32 => bytemuck::cast_slice::<u8, u32>(t.bytes()).to_vec(),
-            DType::F16 => {
-                // Packed two per word; widened on the device.
-                let mut packed = vec![0u32; n.div_ceil(2).max(1)];
-                bytemuck::cast_slice_mut::<u32, u8>(&mut packed)[..n * 2].copy_from_slice(t.bytes());
-                self.check_size((packed.len() * 4) as u64, "f16 upload")?;
-                let src = self.buffer_from_words(&packed);
-                let out = self.alloc(DType::F16, t.shape().to_vec())?;
-                let shader = if self.caps().shader_f16 { "f16_unpack_native" } else { "f16_unpack" };
-                self.dispatch_1d(shader, &[n as u32], &[&src, &out.buf], n)?;
-                return Ok(out);
+        let words: Vec<u32>;
+        let bytes: &[u8] = match t.dtype() {
+            DType::F32 | DType::F16 | DType::I32 => t.bytes(),
+            DType::I64 => {
+                words = t
+                    .view::<i64>()?
+                    .iter()
+                    // i64 values live as i32 on the device; the huge "to the end" sentinels clamp.
+                    .map(|&v| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32)
+                    .collect();
+                bytemuck::cast_slice(&words)
             }
-            DType::I64 => t
-                .view::<i64>()?
-                .iter()
-                // i64 values live as i32 on the device; the huge "to the end" sentinels clamp.
-                .map(|&v| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32)
-                .collect(),
-            DType::I32 => bytemuck::cast_slice::<u8, u32>(t.bytes()).to_vec(),
-            DType::I8 => t.view::<i8>()?.iter().map(|&v| v as i32 as u32).collect(),
-            DType::U8 | DType::Bool => t.bytes().iter().map(|&v| v as u32).collect(),
+            DType::I8 => {
+                words = t.view::<i8>()?.iter().map(|&v| v as i32 as u32).collect();
+                bytemuck::cast_slice(&words)
+            }
+            DType::U8 | DType::Bool => {
+                words = t.bytes().iter().map(|&v| v as u32).collect();
+                bytemuck::cast_slice(&words)
+            }
             DType::F64 => bail!("f64 tensors are not supported on the GPU"),
         };
-        self.check_size((words.len().max(1) * 4) as u64, &format!("upload of {t:?}"))?;
-        let buf = self.buffer_from_words(if words.is_empty() { &[0] } else { &words });
-        Ok(DevTensor { buf: Arc::new(buf), dtype: t.dtype(), shape: t.shape().to_vec() })
-    }
-
-    fn buffer_from_words(&self, words: &[u32]) -> wgpu::Buffer {
-        self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(words),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        let mut off = 0usize;
+        let mut chunks = Vec::new();
+        for size in chunk_sizes(bytes.len() as u64, self.cfg.chunk_bytes) {
+            let size = size as usize;
+            let end = (off + size).min(bytes.len());
+            let mut part = bytes[off.min(end)..end].to_vec();
+            part.resize(size, 0);
+            chunks.push(
+                self.ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: None,
+                        contents: &part,
+                        usage: USAGE,
+                    }),
+            );
+            off += size;
+        }
+        Ok(DevTensor {
+            store: Arc::new(Store {
+                chunks,
+                half: t.dtype() == DType::F16,
+            }),
+            dtype: t.dtype(),
+            shape: t.shape().to_vec(),
         })
     }
 
@@ -319,61 +518,72 @@ impl<'a> Kern<'a> {
 
     /// Copies device tensors back to the host (one submit for all of them).
     pub fn read_back(&mut self, ts: &[&DevTensor]) -> Result<Vec<Tensor>> {
-        let mut staged = Vec::new();
+        let mut staged: Vec<Vec<wgpu::Buffer>> = Vec::new();
         for t in ts {
-            let n = t.len();
-            let (src, bytes) = if t.dtype == DType::F16 {
-                let packed = self.alloc(DType::I32, vec![n.div_ceil(2).max(1)])?;
-                let shader = if self.caps().shader_f16 { "f16_pack_native" } else { "f16_pack" };
-                let items = if self.caps().shader_f16 { n } else { n.div_ceil(2) };
-                self.dispatch_1d(shader, &[n as u32], &[&t.buf, &packed.buf], items)?;
-                (packed.buf.clone(), (n.div_ceil(2).max(1) * 4) as u64)
-            } else {
-                (t.buf.clone(), (n.max(1) * 4) as u64)
-            };
-            let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            self.encoder().copy_buffer_to_buffer(&src, 0, &staging, 0, bytes);
-            staged.push(staging);
+            let mut per = Vec::new();
+            for src in t.store.chunks.clone() {
+                let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: src.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.encoder()
+                    .copy_buffer_to_buffer(&src, 0, &staging, 0, src.size());
+                per.push(staging);
+            }
+            staged.push(per);
         }
         self.flush();
         let (tx, rx) = std::sync::mpsc::channel();
-        for (i, s) in staged.iter().enumerate() {
+        for (i, s) in staged.iter().flatten().enumerate() {
             let tx = tx.clone();
             s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
                 let _ = tx.send((i, r));
             });
         }
         drop(tx);
-        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("GPU poll failed: {e}"))?;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("GPU poll failed: {e}"))?;
         for (i, r) in rx.iter() {
             r.map_err(|e| anyhow!("mapping readback buffer {i} failed: {e}"))?;
         }
         let mut out = Vec::with_capacity(ts.len());
-        for (t, s) in ts.iter().zip(&staged) {
-            let view = s.slice(..).get_mapped_range()?;
-            let words: &[u32] = bytemuck::cast_slice(&view);
+        for (t, per) in ts.iter().zip(&staged) {
+            let mut bytes: Vec<u8> = Vec::new();
+            for s in per {
+                bytes.extend_from_slice(&s.slice(..).get_mapped_range()?);
+                s.unmap();
+            }
             let n = t.len();
+            let need = n * elem_bytes(t.dtype)? as usize;
+            if bytes.len() < need {
+                bail!("readback of {:?}: {} bytes, expected {need}", t.shape, bytes.len());
+            }
             let shape = t.shape.clone();
-            let tensor = match t.dtype {
-                DType::F32 => Tensor::from_vec(shape, bytemuck::cast_slice::<u32, f32>(&words[..n]).to_vec()),
-                DType::F16 => {
-                    let halves: &[f16] = bytemuck::cast_slice(words);
-                    Tensor::from_vec(shape, halves[..n].to_vec())
+            let tensor = if t.dtype == DType::F16 {
+                let halves: Vec<f16> = bytes[..need]
+                    .chunks_exact(2)
+                    .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])))
+                    .collect();
+                Tensor::from_vec(shape, halves)
+            } else {
+                let words: Vec<u32> = bytes[..need]
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                match t.dtype {
+                    DType::F32 => Tensor::from_vec(shape, words.iter().map(|&w| f32::from_bits(w)).collect()),
+                    DType::I64 => Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i64).collect()),
+                    DType::I32 => Tensor::from_vec(shape, words.iter().map(|&w| w as i32).collect()),
+                    DType::I8 => Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i8).collect()),
+                    DType::U8 => Tensor::from_vec(shape, words.iter().map(|&w| w as u8).collect()),
+                    DType::Bool => Tensor::from_bools(shape, words.iter().map(|&w| w != 0).collect()),
+                    DType::F16 | DType::F64 => bail!("unexpected dtype {}", t.dtype),
                 }
-                DType::I64 => Tensor::from_vec(shape, words[..n].iter().map(|&w| w as i32 as i64).collect()),
-                DType::I32 => Tensor::from_vec(shape, words[..n].iter().map(|&w| w as i32).collect()),
-                DType::I8 => Tensor::from_vec(shape, words[..n].iter().map(|&w| w as i32 as i8).collect()),
-                DType::U8 => Tensor::from_vec(shape, words[..n].iter().map(|&w| w as u8).collect()),
-                DType::Bool => Tensor::from_bools(shape, words[..n].iter().map(|&w| w != 0).collect()),
-                DType::F64 => bail!("f64 tensors are not supported on the GPU"),
             };
-            drop(view);
-            s.unmap();
             out.push(tensor);
         }
         Ok(out)

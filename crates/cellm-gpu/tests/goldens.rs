@@ -56,7 +56,10 @@ fn to_f32(t: &Tensor) -> Vec<f32> {
 fn cast_to(t: &Tensor, dtype: DType) -> Tensor {
     match dtype {
         DType::F32 => Tensor::from_vec(t.shape().to_vec(), to_f32(t)),
-        DType::F16 => Tensor::from_vec(t.shape().to_vec(), to_f32(t).into_iter().map(f16::from_f32).collect()),
+        DType::F16 => Tensor::from_vec(
+            t.shape().to_vec(),
+            to_f32(t).into_iter().map(f16::from_f32).collect(),
+        ),
         other => panic!("cannot cast to {other}"),
     }
 }
@@ -68,13 +71,20 @@ struct Check {
 
 impl Check {
     fn new() -> Check {
-        Check { worst: 0.0, failures: vec![] }
+        Check {
+            worst: 0.0,
+            failures: vec![],
+        }
     }
 
     /// Compares `got` with `want` (same shape) under `rel_tol`·max(1, max|want|).
     fn close(&mut self, what: &str, got: &Tensor, want: &Tensor, rel_tol: f64) {
         if got.shape() != want.shape() {
-            self.failures.push(format!("{what}: shape {:?}, expected {:?}", got.shape(), want.shape()));
+            self.failures.push(format!(
+                "{what}: shape {:?}, expected {:?}",
+                got.shape(),
+                want.shape()
+            ));
             return;
         }
         let g = got.to_f64_vec();
@@ -89,9 +99,13 @@ impl Check {
         }
         let rel = max_err / scale;
         self.worst = self.worst.max(rel);
-        println!("  {what}: max|Δ| = {max_err:.3e} (scale {scale:.2}, rel {rel:.3e}, tol {rel_tol:.0e})");
+        println!(
+            "  {what}: max|Δ| = {max_err:.3e} (scale {scale:.2}, rel {rel:.3e}, tol {rel_tol:.0e})"
+        );
         if rel > rel_tol {
-            self.failures.push(format!("{what}: max|Δ| {max_err:.3e} > {rel_tol:.0e}·{scale:.2}"));
+            self.failures.push(format!(
+                "{what}: max|Δ| {max_err:.3e} > {rel_tol:.0e}·{scale:.2}"
+            ));
         }
     }
 
@@ -104,19 +118,31 @@ impl Check {
 
     fn finish(self, name: &str) {
         println!("{name}: worst relative error {:.3e}", self.worst);
-        assert!(self.failures.is_empty(), "{name} failed:\n{}", self.failures.join("\n"));
+        assert!(
+            self.failures.is_empty(),
+            "{name} failed:\n{}",
+            self.failures.join("\n")
+        );
     }
 }
 
 fn session(g: Graph) -> Option<GpuSession> {
     let ctx = common::gpu()?;
     let name = g.name.clone();
-    Some(GpuSession::with_context(ctx, g, SessionOptions::default()).unwrap_or_else(|e| panic!("{name}: {e:#}")))
+    Some(
+        GpuSession::with_context(ctx, g, SessionOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}")),
+    )
 }
 
 fn run(s: &GpuSession, inputs: Vec<(&str, Tensor)>) -> HashMap<String, Tensor> {
-    let map: HashMap<String, Tensor> = inputs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let out = s.run(&map).unwrap_or_else(|e| panic!("{}: {e:#}", s.graph().name));
+    let map: HashMap<String, Tensor> = inputs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let out = s
+        .run(&map)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", s.graph().name));
     let st = s.last_stats();
     println!(
         "  run: {} dispatches, {} submits, {} mid-run readbacks; host ops {:?}",
@@ -136,8 +162,16 @@ fn vision(size: &str, suffix: &str, dir: &str, tol: f64) {
     let Some(g) = session(g) else { return };
     let pv = read(&format!("{size}/golden/pixel_values.npy"));
     let mask = read(&format!("{size}/golden/pixel_attention_mask.npy"));
-    let out = run(&g, vec![("pixel_values", pv.clone()), ("pixel_attention_mask", mask)]);
-    c.close("image_features", &out["image_features"], &read_golden(size, dir, "image_features.npy"), tol);
+    let out = run(
+        &g,
+        vec![("pixel_values", pv.clone()), ("pixel_attention_mask", mask)],
+    );
+    c.close(
+        "image_features",
+        &out["image_features"],
+        &read_golden(size, dir, "image_features.npy"),
+        tol,
+    );
 
     // Three slots, the middle one an all-zero padding image that the graph drops.
     let one = to_f32(&pv);
@@ -147,9 +181,20 @@ fn vision(size: &str, suffix: &str, dir: &str, tol: f64) {
     let mut shape = pv.shape().to_vec();
     shape[1] = 3;
     let pv3 = Tensor::from_vec(shape.clone(), three);
-    let mask3 = Tensor::from_bools(vec![1, 3, shape[3], shape[4]], vec![true; 3 * shape[3] * shape[4]]);
-    let out = run(&g, vec![("pixel_values", pv3), ("pixel_attention_mask", mask3)]);
-    c.close("vision3_image_features", &out["image_features"], &read_golden(size, dir, "vision3_image_features.npy"), tol);
+    let mask3 = Tensor::from_bools(
+        vec![1, 3, shape[3], shape[4]],
+        vec![true; 3 * shape[3] * shape[4]],
+    );
+    let out = run(
+        &g,
+        vec![("pixel_values", pv3), ("pixel_attention_mask", mask3)],
+    );
+    c.close(
+        "vision3_image_features",
+        &out["image_features"],
+        &read_golden(size, dir, "vision3_image_features.npy"),
+        tol,
+    );
     c.finish(&format!("{size} vision_encoder{suffix}"));
 }
 
@@ -159,7 +204,12 @@ fn embed(size: &str, suffix: &str, dir: &str, tol: f64) {
     let Some(g) = session(g) else { return };
     let ids = read(&format!("{size}/golden/input_ids.npy"));
     let out = run(&g, vec![("input_ids", ids)]);
-    c.close("embed_prefill_out", &out["inputs_embeds"], &read_golden(size, dir, "embed_prefill_out.npy"), tol);
+    c.close(
+        "embed_prefill_out",
+        &out["inputs_embeds"],
+        &read_golden(size, dir, "embed_prefill_out.npy"),
+        tol,
+    );
     c.finish(&format!("{size} embed_tokens{suffix}"));
 }
 
@@ -167,50 +217,105 @@ fn embed(size: &str, suffix: &str, dir: &str, tol: f64) {
 fn decoder(size: &str, file: &str, dir: &str, tol: f64) {
     let mut c = Check::new();
     let g = load(&format!("{size}/{file}"));
-    let n_layers = g.inputs.iter().filter(|&&v| g.value_name(v).ends_with(".key")).count();
+    let n_layers = g
+        .inputs
+        .iter()
+        .filter(|&&v| g.value_name(v).ends_with(".key"))
+        .count();
     let emb_dtype = input_dtype(&g, "inputs_embeds");
-    let kv_fact = g.values[g.find("past_key_values.0.key").expect("past input")].fact.clone().expect("fact");
-    let kv_shape: Vec<usize> = kv_fact.shape.expect("shape").iter().map(|d| d.known().unwrap_or(0)).collect();
+    let kv_fact = g.values[g.find("past_key_values.0.key").expect("past input")]
+        .fact
+        .clone()
+        .expect("fact");
+    let kv_shape: Vec<usize> = kv_fact
+        .shape
+        .expect("shape")
+        .iter()
+        .map(|d| d.known().unwrap_or(0))
+        .collect();
     let mut past: Vec<Tensor> = (0..2 * n_layers)
         .map(|_| Tensor::zeros(kv_fact.dtype, vec![1, kv_shape[1], 0, kv_shape[3]]))
         .collect();
     let Some(g) = session(g) else { return };
-    let want_tokens = read_golden(size, dir, "argmax_tokens.npy").to_i64_vec().expect("tokens");
+    let want_tokens = read_golden(size, dir, "argmax_tokens.npy")
+        .to_i64_vec()
+        .expect("tokens");
     let mut tokens = vec![];
     for step in 0..4 {
-        let emb = cast_to(&read_golden(size, dir, &format!("step{step}_inputs_embeds.npy")), emb_dtype);
+        let emb = cast_to(
+            &read_golden(size, dir, &format!("step{step}_inputs_embeds.npy")),
+            emb_dtype,
+        );
         let mut inputs = vec![
             ("inputs_embeds".to_string(), emb),
-            ("attention_mask".to_string(), read_golden(size, dir, &format!("step{step}_attention_mask.npy"))),
-            ("position_ids".to_string(), read_golden(size, dir, &format!("step{step}_position_ids.npy"))),
+            (
+                "attention_mask".to_string(),
+                read_golden(size, dir, &format!("step{step}_attention_mask.npy")),
+            ),
+            (
+                "position_ids".to_string(),
+                read_golden(size, dir, &format!("step{step}_position_ids.npy")),
+            ),
         ];
         for l in 0..n_layers {
             inputs.push((format!("past_key_values.{l}.key"), past[2 * l].clone()));
-            inputs.push((format!("past_key_values.{l}.value"), past[2 * l + 1].clone()));
+            inputs.push((
+                format!("past_key_values.{l}.value"),
+                past[2 * l + 1].clone(),
+            ));
         }
-        let out = run(&g, inputs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+        let out = run(
+            &g,
+            inputs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect(),
+        );
         let logits = &out["logits"];
         let (s, vocab) = (logits.shape()[1], logits.shape()[2]);
         let all = to_f32(logits);
         let last: Vec<f32> = all[(s - 1) * vocab..].to_vec();
         let last_t = Tensor::from_vec(vec![1, 1, vocab], last.clone());
-        c.close(&format!("step{step} logits_last"), &last_t, &read_golden(size, dir, &format!("step{step}_logits_last.npy")), tol);
+        c.close(
+            &format!("step{step} logits_last"),
+            &last_t,
+            &read_golden(size, dir, &format!("step{step}_logits_last.npy")),
+            tol,
+        );
         if step == 0 {
-            let first: Vec<f32> = (0..s).flat_map(|i| all[i * vocab..i * vocab + 256].to_vec()).collect();
+            let first: Vec<f32> = (0..s)
+                .flat_map(|i| all[i * vocab..i * vocab + 256].to_vec())
+                .collect();
             let first_t = Tensor::from_vec(vec![1, s, 256], first);
-            c.close("step0 logits_first256", &first_t, &read_golden(size, dir, "step0_logits_first256.npy"), tol);
+            c.close(
+                "step0 logits_first256",
+                &first_t,
+                &read_golden(size, dir, "step0_logits_first256.npy"),
+                tol,
+            );
         }
         let argmax = last
             .iter()
             .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+            .fold((0usize, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                if v > bv {
+                    (i, v)
+                } else {
+                    (bi, bv)
+                }
+            })
             .0;
         tokens.push(argmax as i64);
         for l in 0..n_layers {
             for (j, kind) in ["key", "value"].iter().enumerate() {
                 let name = format!("present.{l}.{kind}");
                 let got = &out[&name];
-                c.close(&format!("step{step} {name}"), got, &read_golden(size, dir, &format!("step{step}_{name}.npy")), tol);
+                c.close(
+                    &format!("step{step} {name}"),
+                    got,
+                    &read_golden(size, dir, &format!("step{step}_{name}.npy")),
+                    tol,
+                );
                 past[2 * l + j] = got.clone();
             }
         }
@@ -236,7 +341,12 @@ fn micro_decoder_fp32() {
 }
 #[test]
 fn micro_torchscript_decoder_fp32() {
-    decoder("micro", "onnx_torchscript/decoder_model_merged.onnx", "golden", F32_TOL);
+    decoder(
+        "micro",
+        "onnx_torchscript/decoder_model_merged.onnx",
+        "golden",
+        F32_TOL,
+    );
 }
 #[test]
 fn micro_vision_fp16() {
@@ -248,7 +358,12 @@ fn micro_embed_fp16() {
 }
 #[test]
 fn micro_decoder_fp16() {
-    decoder("micro", "onnx/decoder_model_merged_fp16.onnx", "golden_fp16", F16_TOL);
+    decoder(
+        "micro",
+        "onnx/decoder_model_merged_fp16.onnx",
+        "golden_fp16",
+        F16_TOL,
+    );
 }
 #[test]
 fn tiny_vision_fp32() {

@@ -28,24 +28,40 @@ fn rng() -> StdRng {
     let seed = std::env::var("CELLM_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
     println!("seed {seed} (CELLM_TEST_SEED to replay)");
     StdRng::seed_from_u64(seed)
 }
 
 fn randf(r: &mut StdRng, shape: &[usize], lo: f32, hi: f32) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::from_vec(shape.to_vec(), (0..n).map(|_| r.random_range(lo..hi)).collect::<Vec<f32>>())
+    Tensor::from_vec(
+        shape.to_vec(),
+        (0..n).map(|_| r.random_range(lo..hi)).collect::<Vec<f32>>(),
+    )
 }
 
 fn randh(r: &mut StdRng, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::from_vec(shape.to_vec(), (0..n).map(|_| f16::from_f32(r.random_range(-2.0..2.0))).collect::<Vec<f16>>())
+    Tensor::from_vec(
+        shape.to_vec(),
+        (0..n)
+            .map(|_| f16::from_f32(r.random_range(-2.0..2.0)))
+            .collect::<Vec<f16>>(),
+    )
 }
 
 fn randi(r: &mut StdRng, shape: &[usize], lo: i64, hi: i64) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::from_vec(shape.to_vec(), (0..n).map(|_| r.random_range(lo..hi)).collect::<Vec<i64>>())
+    Tensor::from_vec(
+        shape.to_vec(),
+        (0..n).map(|_| r.random_range(lo..hi)).collect::<Vec<i64>>(),
+    )
 }
 
 fn randb(r: &mut StdRng, shape: &[usize]) -> Tensor {
@@ -76,7 +92,10 @@ fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) {
         let name = format!("in{i}");
         match inp {
             In::Run(t) => {
-                let fact = Fact::new(t.dtype(), Some(t.shape().iter().map(|&d| Dim::Known(d)).collect()));
+                let fact = Fact::new(
+                    t.dtype(),
+                    Some(t.shape().iter().map(|&d| Dim::Known(d)).collect()),
+                );
                 ids.push(Some(g.add_input(&name, fact)));
                 cpu_in.push(Some(t.clone()));
                 feeds.insert(name, t);
@@ -93,15 +112,74 @@ fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) {
     }
     let refs: Vec<Option<&Tensor>> = cpu_in.iter().map(|t| t.as_ref()).collect();
     let want = cellm_cpu::ops::eval(&op, &refs).unwrap_or_else(|e| panic!("{what}: CPU: {e:#}"));
-    let outs: Vec<Option<usize>> = (0..want.len()).map(|j| Some(g.value(&format!("out{j}")))).collect();
+    let outs: Vec<Option<usize>> = (0..want.len())
+        .map(|j| Some(g.value(&format!("out{j}"))))
+        .collect();
     g.outputs = outs.iter().flatten().copied().collect();
-    g.add_node(Node { name: what.to_string(), op, inputs: ids, outputs: outs }).expect("node");
-    g.infer_facts().unwrap_or_else(|e| panic!("{what}: infer: {e:#}"));
-    let opts = SessionOptions { poison_buffers: true, host_shape_math: false };
+    g.add_node(Node {
+        name: what.to_string(),
+        op,
+        inputs: ids,
+        outputs: outs,
+    })
+    .expect("node");
+    g.infer_facts()
+        .unwrap_or_else(|e| panic!("{what}: infer: {e:#}"));
+    let has_f16 = want.iter().any(|t| t.dtype() == DType::F16)
+        || feeds.values().any(|t| t.dtype() == DType::F16)
+        || g.initializers.values().any(|t| t.dtype() == DType::F16);
+    // Each op also runs with tensors split over small bindings (the chunked
+    // accessors: at least 4 KiB, at most ~6 chunks for the largest tensor so
+    // a kernel stays within the 32 storage buffers per stage lavapipe allows)
+    // and, for f16 data, without SHADER_F16 (packed halves).
+    let largest = want
+        .iter()
+        .chain(feeds.values())
+        .chain(g.initializers.values())
+        .map(|t| t.len() as u64 * 4)
+        .max()
+        .unwrap_or(0);
+    let split = (largest / 6).div_ceil(256).max(16) * 256;
+    let mut configs = vec![("default", None, false), ("split", Some(split), false)];
+    if has_f16 {
+        configs.push(("no SHADER_F16", None, true));
+        configs.push(("no SHADER_F16, split", Some(split), true));
+    }
+    for (label, limit, no_f16) in configs {
+        let t0 = std::time::Instant::now();
+        let opts = SessionOptions {
+            poison_buffers: true,
+            host_shape_math: false,
+            max_binding_bytes_override: limit,
+            disable_shader_f16: no_f16,
+        };
+        let what = format!("{what} [{label}]");
+        compare(&what, ctx.clone(), g.clone(), opts, &feeds, &want, tol);
+        if t0.elapsed().as_secs_f64() > 1.0 {
+            println!("{what}: {:.1} s", t0.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn compare(
+    what: &str,
+    ctx: std::sync::Arc<cellm_gpu::GpuContext>,
+    g: Graph,
+    opts: SessionOptions,
+    feeds: &HashMap<String, Tensor>,
+    want: &[Tensor],
+    tol: f64,
+) {
     let s = GpuSession::with_context(ctx, g, opts).unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    let got = s.run(&feeds).unwrap_or_else(|e| panic!("{what}: GPU: {e:#}"));
+    let got = s
+        .run(feeds)
+        .unwrap_or_else(|e| panic!("{what}: GPU: {e:#}"));
     let stats = s.last_stats();
-    assert!(stats.host_ops.is_empty(), "{what}: ran on the host: {:?}", stats.host_ops);
+    assert!(
+        stats.host_ops.is_empty(),
+        "{what}: ran on the host: {:?}",
+        stats.host_ops
+    );
     for (j, w) in want.iter().enumerate() {
         let gt = &got[&format!("out{j}")];
         assert_eq!(gt.dtype(), w.dtype(), "{what} output {j} dtype");
@@ -111,10 +189,17 @@ fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) {
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 let bound = tol * y.abs().max(1.0);
                 let ok = (x - y).abs() <= bound || (x.is_nan() && y.is_nan()) || (x == y);
-                assert!(ok, "{what} output {j}[{i}]: gpu {x} vs cpu {y} (tol {bound:e})");
+                assert!(
+                    ok,
+                    "{what} output {j}[{i}]: gpu {x} vs cpu {y} (tol {bound:e})"
+                );
             }
         } else {
-            assert_eq!(gt.to_i64_vec().expect("ints"), w.to_i64_vec().expect("ints"), "{what} output {j}");
+            assert_eq!(
+                gt.to_i64_vec().expect("ints"),
+                w.to_i64_vec().expect("ints"),
+                "{what} output {j}"
+            );
         }
     }
 }
@@ -127,24 +212,41 @@ fn dims(r: &mut StdRng, rank: usize, max: usize) -> Vec<usize> {
 fn unary_ops() {
     let mut r = rng();
     use UnaryOp::*;
-    for op in [Identity, Neg, Sqrt, Reciprocal, Sigmoid, Tanh, Cos, Sin, Exp, Log, Abs, Relu, Erf] {
+    for op in [
+        Identity, Neg, Sqrt, Reciprocal, Sigmoid, Tanh, Cos, Sin, Exp, Log, Abs, Relu, Erf,
+    ] {
         let shape = dims(&mut r, 3, 9);
         let (lo, hi) = match op {
             Sqrt | Log | Reciprocal => (0.1, 4.0),
             _ => (-4.0, 4.0),
         };
         let x = randf(&mut r, &shape, lo, hi);
-        check(&format!("{op:?}"), Op::Unary(Unary { op }), vec![In::Run(x)], ELEM);
+        check(
+            &format!("{op:?}"),
+            Op::Unary(Unary { op }),
+            vec![In::Run(x)],
+            ELEM,
+        );
     }
     for op in [Neg, Abs, Relu] {
         let shape = dims(&mut r, 2, 7);
         let x = randi(&mut r, &shape, -50, 50);
-        check(&format!("{op:?} i64"), Op::Unary(Unary { op }), vec![In::Run(x)], 0.0);
+        check(
+            &format!("{op:?} i64"),
+            Op::Unary(Unary { op }),
+            vec![In::Run(x)],
+            0.0,
+        );
     }
     let b = randb(&mut r, &[5, 3]);
     check("Not", Op::Unary(Unary { op: Not }), vec![In::Run(b)], 0.0);
     let h = randh(&mut r, &[3, 7]);
-    check("Exp f16", Op::Unary(Unary { op: Exp }), vec![In::Run(h)], HALF);
+    check(
+        "Exp f16",
+        Op::Unary(Unary { op: Exp }),
+        vec![In::Run(h)],
+        HALF,
+    );
 }
 
 #[test]
@@ -153,38 +255,116 @@ fn binary_ops_broadcast() {
     use BinaryOp::*;
     let a_shape = [3, 1, 5];
     let b_shape = [4, 1];
-    for op in [Add, Sub, Mul, Div, Equal, Less, LessOrEqual, Greater, GreaterOrEqual] {
+    for op in [
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Equal,
+        Less,
+        LessOrEqual,
+        Greater,
+        GreaterOrEqual,
+    ] {
         let a = randf(&mut r, &a_shape, -3.0, 3.0);
         let b = randf(&mut r, &b_shape, 0.5, 3.0);
-        check(&format!("{op:?} f32"), Op::Binary(Binary { op }), vec![In::Run(a), In::Run(b)], ELEM);
+        check(
+            &format!("{op:?} f32"),
+            Op::Binary(Binary { op }),
+            vec![In::Run(a), In::Run(b)],
+            ELEM,
+        );
     }
     let a = randf(&mut r, &[2, 7], 0.1, 3.0);
     let b = randf(&mut r, &[7], -2.0, 2.0);
-    check("Pow f32", Op::Binary(Binary { op: Pow }), vec![In::Run(a), In::Run(b)], ELEM);
+    check(
+        "Pow f32",
+        Op::Binary(Binary { op: Pow }),
+        vec![In::Run(a), In::Run(b)],
+        ELEM,
+    );
     let a = randf(&mut r, &[6], -3.0, 3.0);
-    check("Pow f32^i64", Op::Binary(Binary { op: Pow }), vec![In::Run(a), In::Const(Tensor::scalar(2i64))], ELEM);
-    for op in [Add, Sub, Mul, Div, Mod { fmod: false }, Mod { fmod: true }, Equal, Less, Greater] {
+    check(
+        "Pow f32^i64",
+        Op::Binary(Binary { op: Pow }),
+        vec![In::Run(a), In::Const(Tensor::scalar(2i64))],
+        ELEM,
+    );
+    for op in [
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Mod { fmod: false },
+        Mod { fmod: true },
+        Equal,
+        Less,
+        Greater,
+    ] {
         let a = randi(&mut r, &[5, 1], -40, 40);
         let mut b = randi(&mut r, &[1, 6], 1, 9);
         if r.random_bool(0.5) {
-            b = Tensor::from_vec(vec![1, 6], b.i64s().expect("i64").iter().map(|v| -v).collect::<Vec<i64>>());
+            b = Tensor::from_vec(
+                vec![1, 6],
+                b.i64s()
+                    .expect("i64")
+                    .iter()
+                    .map(|v| -v)
+                    .collect::<Vec<i64>>(),
+            );
         }
-        check(&format!("{op:?} i64"), Op::Binary(Binary { op }), vec![In::Run(a), In::Run(b)], 0.0);
+        check(
+            &format!("{op:?} i64"),
+            Op::Binary(Binary { op }),
+            vec![In::Run(a), In::Run(b)],
+            0.0,
+        );
     }
     for op in [And, Or] {
-        check(&format!("{op:?}"), Op::Binary(Binary { op }), vec![In::Run(randb(&mut r, &[4, 3])), In::Run(randb(&mut r, &[3]))], 0.0);
+        check(
+            &format!("{op:?}"),
+            Op::Binary(Binary { op }),
+            vec![
+                In::Run(randb(&mut r, &[4, 3])),
+                In::Run(randb(&mut r, &[3])),
+            ],
+            0.0,
+        );
     }
     let (a, b) = (randh(&mut r, &[3, 5]), randh(&mut r, &[5]));
-    check("Mul f16", Op::Binary(Binary { op: Mul }), vec![In::Run(a), In::Run(b)], HALF);
+    check(
+        "Mul f16",
+        Op::Binary(Binary { op: Mul }),
+        vec![In::Run(a), In::Run(b)],
+        HALF,
+    );
 }
 
 #[test]
 fn where_and_cast() {
     let mut r = rng();
     let c = randb(&mut r, &[2, 1, 5]);
-    check("Where", Op::Where(Where), vec![In::Run(c), In::Run(randf(&mut r, &[3, 5], -1.0, 1.0)), In::Run(randf(&mut r, &[1], -1.0, 1.0))], 0.0);
+    check(
+        "Where",
+        Op::Where(Where),
+        vec![
+            In::Run(c),
+            In::Run(randf(&mut r, &[3, 5], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[1], -1.0, 1.0)),
+        ],
+        0.0,
+    );
     let c = randb(&mut r, &[4]);
-    check("Where i64", Op::Where(Where), vec![In::Run(c), In::Run(randi(&mut r, &[4], -9, 9)), In::Run(randi(&mut r, &[4], -9, 9))], 0.0);
+    check(
+        "Where i64",
+        Op::Where(Where),
+        vec![
+            In::Run(c),
+            In::Run(randi(&mut r, &[4], -9, 9)),
+            In::Run(randi(&mut r, &[4], -9, 9)),
+        ],
+        0.0,
+    );
     for (from, to) in [
         (DType::F32, DType::I64),
         (DType::I64, DType::F32),
@@ -201,7 +381,12 @@ fn where_and_cast() {
             _ => randb(&mut r, &[3, 7]),
         };
         // f32 -> f16 rounding is exact on both sides (round to nearest even).
-        check(&format!("Cast {from}->{to}"), Op::Cast(Cast { to }), vec![In::Run(x)], 0.0);
+        check(
+            &format!("Cast {from}->{to}"),
+            Op::Cast(Cast { to }),
+            vec![In::Run(x)],
+            0.0,
+        );
     }
 }
 
@@ -209,45 +394,148 @@ fn where_and_cast() {
 fn data_movement() {
     let mut r = rng();
     let x = randf(&mut r, &[2, 3, 5], -1.0, 1.0);
-    check("Transpose", Op::Transpose(Transpose { perm: Some(vec![2, 0, 1]) }), vec![In::Run(x.clone())], 0.0);
-    check("Transpose default", Op::Transpose(Transpose { perm: None }), vec![In::Run(x.clone())], 0.0);
+    check(
+        "Transpose",
+        Op::Transpose(Transpose {
+            perm: Some(vec![2, 0, 1]),
+        }),
+        vec![In::Run(x.clone())],
+        0.0,
+    );
+    check(
+        "Transpose default",
+        Op::Transpose(Transpose { perm: None }),
+        vec![In::Run(x.clone())],
+        0.0,
+    );
     check(
         "Slice neg step",
         Op::Slice(Slice),
-        vec![In::Run(x.clone()), In::Const(ints(&[-1, 1])), In::Const(ints(&[-100, 3])), In::Const(ints(&[2, 1])), In::Const(ints(&[-2, 1]))],
+        vec![
+            In::Run(x.clone()),
+            In::Const(ints(&[-1, 1])),
+            In::Const(ints(&[-100, 3])),
+            In::Const(ints(&[2, 1])),
+            In::Const(ints(&[-2, 1])),
+        ],
         0.0,
     );
     check(
         "Slice huge end",
         Op::Slice(Slice),
-        vec![In::Run(x.clone()), In::Const(ints(&[1])), In::Const(ints(&[i64::MAX])), In::Const(ints(&[1])), In::None],
+        vec![
+            In::Run(x.clone()),
+            In::Const(ints(&[1])),
+            In::Const(ints(&[i64::MAX])),
+            In::Const(ints(&[1])),
+            In::None,
+        ],
         0.0,
     );
-    check("Expand", Op::Expand(Expand), vec![In::Run(randf(&mut r, &[3, 1], -1.0, 1.0)), In::Const(ints(&[2, 3, 4]))], 0.0);
-    check("Tile", Op::Tile(Tile), vec![In::Run(randi(&mut r, &[2, 3], -5, 5)), In::Const(ints(&[2, 3]))], 0.0);
+    check(
+        "Expand",
+        Op::Expand(Expand),
+        vec![
+            In::Run(randf(&mut r, &[3, 1], -1.0, 1.0)),
+            In::Const(ints(&[2, 3, 4])),
+        ],
+        0.0,
+    );
+    check(
+        "Tile",
+        Op::Tile(Tile),
+        vec![
+            In::Run(randi(&mut r, &[2, 3], -5, 5)),
+            In::Const(ints(&[2, 3])),
+        ],
+        0.0,
+    );
     check(
         "Concat empty past",
         Op::Concat(Concat { axis: 2 }),
-        vec![In::Run(randf(&mut r, &[1, 2, 0, 4], -1.0, 1.0)), In::Run(randf(&mut r, &[1, 2, 3, 4], -1.0, 1.0))],
+        vec![
+            In::Run(randf(&mut r, &[1, 2, 0, 4], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[1, 2, 3, 4], -1.0, 1.0)),
+        ],
         0.0,
     );
     check(
         "Concat axis 1",
         Op::Concat(Concat { axis: -2 }),
-        vec![In::Run(randf(&mut r, &[2, 3, 4], -1.0, 1.0)), In::Run(randf(&mut r, &[2, 1, 4], -1.0, 1.0)), In::Run(randf(&mut r, &[2, 5, 4], -1.0, 1.0))],
+        vec![
+            In::Run(randf(&mut r, &[2, 3, 4], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[2, 1, 4], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[2, 5, 4], -1.0, 1.0)),
+        ],
         0.0,
     );
-    check("Split", Op::Split(Split { axis: 1, split: None, num_outputs: 0 }), vec![In::Run(x.clone()), In::Const(ints(&[1, 2]))], 0.0);
-    check("Split num_outputs", Op::Split(Split { axis: 2, split: None, num_outputs: 2 }), vec![In::Run(x.clone())], 0.0);
-    check("Reshape", Op::Reshape(Reshape { allowzero: false }), vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], 0.0);
-    check("Unsqueeze", Op::Unsqueeze(Unsqueeze { axes: None }), vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], 0.0);
-    check("Squeeze", Op::Squeeze(Squeeze { axes: None }), vec![In::Run(randf(&mut r, &[1, 3, 1], -1.0, 1.0)), In::Const(ints(&[2]))], 0.0);
-    check("Flatten", Op::Flatten(Flatten { axis: 2 }), vec![In::Run(x.clone())], 0.0);
-    check("Trilu upper", Op::Trilu(Trilu { upper: true }), vec![In::Run(randf(&mut r, &[2, 4, 5], -1.0, 1.0)), In::Const(Tensor::scalar(1i64))], 0.0);
-    check("Trilu lower", Op::Trilu(Trilu { upper: false }), vec![In::Run(randf(&mut r, &[5, 3], -1.0, 1.0)), In::None], 0.0);
+    check(
+        "Split",
+        Op::Split(Split {
+            axis: 1,
+            split: None,
+            num_outputs: 0,
+        }),
+        vec![In::Run(x.clone()), In::Const(ints(&[1, 2]))],
+        0.0,
+    );
+    check(
+        "Split num_outputs",
+        Op::Split(Split {
+            axis: 2,
+            split: None,
+            num_outputs: 2,
+        }),
+        vec![In::Run(x.clone())],
+        0.0,
+    );
+    check(
+        "Reshape",
+        Op::Reshape(Reshape { allowzero: false }),
+        vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))],
+        0.0,
+    );
+    check(
+        "Unsqueeze",
+        Op::Unsqueeze(Unsqueeze { axes: None }),
+        vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))],
+        0.0,
+    );
+    check(
+        "Squeeze",
+        Op::Squeeze(Squeeze { axes: None }),
+        vec![
+            In::Run(randf(&mut r, &[1, 3, 1], -1.0, 1.0)),
+            In::Const(ints(&[2])),
+        ],
+        0.0,
+    );
+    check(
+        "Flatten",
+        Op::Flatten(Flatten { axis: 2 }),
+        vec![In::Run(x.clone())],
+        0.0,
+    );
+    check(
+        "Trilu upper",
+        Op::Trilu(Trilu { upper: true }),
+        vec![
+            In::Run(randf(&mut r, &[2, 4, 5], -1.0, 1.0)),
+            In::Const(Tensor::scalar(1i64)),
+        ],
+        0.0,
+    );
+    check(
+        "Trilu lower",
+        Op::Trilu(Trilu { upper: false }),
+        vec![In::Run(randf(&mut r, &[5, 3], -1.0, 1.0)), In::None],
+        0.0,
+    );
     check(
         "ConstantOfShape",
-        Op::ConstantOfShape(ConstantOfShape { value: Tensor::from_vec(vec![1], vec![-2.5f32]) }),
+        Op::ConstantOfShape(ConstantOfShape {
+            value: Tensor::from_vec(vec![1], vec![-2.5f32]),
+        }),
         vec![In::Const(ints(&[3, 4]))],
         0.0,
     );
@@ -257,18 +545,47 @@ fn data_movement() {
 fn gathers_and_scatter() {
     let mut r = rng();
     let data = randf(&mut r, &[7, 5], -1.0, 1.0);
-    check("Gather axis 0", Op::Gather(Gather { axis: 0 }), vec![In::Run(data.clone()), In::Run(randi(&mut r, &[2, 3], -7, 7))], 0.0);
-    check("Gather axis 1", Op::Gather(Gather { axis: 1 }), vec![In::Run(data.clone()), In::Const(Tensor::scalar(-1i64))], 0.0);
+    check(
+        "Gather axis 0",
+        Op::Gather(Gather { axis: 0 }),
+        vec![
+            In::Run(data.clone()),
+            In::Run(randi(&mut r, &[2, 3], -7, 7)),
+        ],
+        0.0,
+    );
+    check(
+        "Gather axis 1",
+        Op::Gather(Gather { axis: 1 }),
+        vec![In::Run(data.clone()), In::Const(Tensor::scalar(-1i64))],
+        0.0,
+    );
     let d3 = randf(&mut r, &[2, 4, 3], -1.0, 1.0);
     let idx = Tensor::from_vec(vec![3, 2], vec![0i64, 1, 1, -1, 0, 3]);
-    check("GatherND", Op::GatherND(GatherND { batch_dims: 0 }), vec![In::Run(d3.clone()), In::Run(idx)], 0.0);
+    check(
+        "GatherND",
+        Op::GatherND(GatherND { batch_dims: 0 }),
+        vec![In::Run(d3.clone()), In::Run(idx)],
+        0.0,
+    );
     let idx = Tensor::from_vec(vec![2, 1], vec![3i64, 0]);
-    check("GatherND batch_dims 1", Op::GatherND(GatherND { batch_dims: 1 }), vec![In::Run(d3.clone()), In::Run(idx)], 0.0);
+    check(
+        "GatherND batch_dims 1",
+        Op::GatherND(GatherND { batch_dims: 1 }),
+        vec![In::Run(d3.clone()), In::Run(idx)],
+        0.0,
+    );
     let idx = Tensor::from_vec(vec![2, 2], vec![1i64, 2, 0, 0]);
     check(
         "ScatterND",
-        Op::ScatterND(ScatterND { reduction: ScatterReduction::None }),
-        vec![In::Run(d3), In::Run(idx), In::Run(randf(&mut r, &[2, 3], -1.0, 1.0))],
+        Op::ScatterND(ScatterND {
+            reduction: ScatterReduction::None,
+        }),
+        vec![
+            In::Run(d3),
+            In::Run(idx),
+            In::Run(randf(&mut r, &[2, 3], -1.0, 1.0)),
+        ],
         0.0,
     );
 }
@@ -278,40 +595,98 @@ fn reductions_softmax_norms() {
     let mut r = rng();
     let x = randf(&mut r, &[3, 5, 7], -2.0, 2.0);
     for kind in [ReduceKind::Mean, ReduceKind::Sum, ReduceKind::Max] {
-        let op = Op::Reduce(Reduce { kind, axes: None, keepdims: true, noop_with_empty_axes: false });
-        check(&format!("Reduce{kind:?}"), op, vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))], RED);
+        let op = Op::Reduce(Reduce {
+            kind,
+            axes: None,
+            keepdims: true,
+            noop_with_empty_axes: false,
+        });
+        check(
+            &format!("Reduce{kind:?}"),
+            op,
+            vec![In::Run(x.clone()), In::Const(ints(&[0, -1]))],
+            RED,
+        );
     }
-    let op = Op::Reduce(Reduce { kind: ReduceKind::Sum, axes: Some(vec![1]), keepdims: false, noop_with_empty_axes: false });
+    let op = Op::Reduce(Reduce {
+        kind: ReduceKind::Sum,
+        axes: Some(vec![1]),
+        keepdims: false,
+        noop_with_empty_axes: false,
+    });
     check("ReduceSum attr", op.clone(), vec![In::Run(x.clone())], RED);
     // Long reductions (the vision encoder counts zero pixels over 3x512x512):
     // more than 65535 elements per output, which llvmpipe caps per loop.
-    check("ReduceSum long i64", op.clone(), vec![In::Run(randi(&mut r, &[2, 70001], 0, 2))], 0.0);
-    check("ReduceSum long f32", op, vec![In::Run(randf(&mut r, &[2, 70001], 0.0, 1.0))], RED);
-    check("Softmax last", Op::Softmax(Softmax { axis: -1 }), vec![In::Run(x.clone())], RED);
-    check("Softmax mid", Op::Softmax(Softmax { axis: 1 }), vec![In::Run(x.clone())], RED);
-    check("Softmax f16", Op::Softmax(Softmax { axis: -1 }), vec![In::Run(randh(&mut r, &[4, 9]))], HALF);
+    check(
+        "ReduceSum long i64",
+        op.clone(),
+        vec![In::Run(randi(&mut r, &[2, 70001], 0, 2))],
+        0.0,
+    );
+    check(
+        "ReduceSum long f32",
+        op,
+        vec![In::Run(randf(&mut r, &[2, 70001], 0.0, 1.0))],
+        RED,
+    );
+    check(
+        "Softmax last",
+        Op::Softmax(Softmax { axis: -1 }),
+        vec![In::Run(x.clone())],
+        RED,
+    );
+    check(
+        "Softmax mid",
+        Op::Softmax(Softmax { axis: 1 }),
+        vec![In::Run(x.clone())],
+        RED,
+    );
+    check(
+        "Softmax f16",
+        Op::Softmax(Softmax { axis: -1 }),
+        vec![In::Run(randh(&mut r, &[4, 9]))],
+        HALF,
+    );
     check(
         "LayerNormalization",
-        Op::LayerNormalization(LayerNormalization { axis: -1, epsilon: 1e-5 }),
-        vec![In::Run(x.clone()), In::Const(randf(&mut r, &[7], 0.5, 1.5)), In::Const(randf(&mut r, &[7], -1.0, 1.0))],
+        Op::LayerNormalization(LayerNormalization {
+            axis: -1,
+            epsilon: 1e-5,
+        }),
+        vec![
+            In::Run(x.clone()),
+            In::Const(randf(&mut r, &[7], 0.5, 1.5)),
+            In::Const(randf(&mut r, &[7], -1.0, 1.0)),
+        ],
         RED,
     );
     check(
         "SimplifiedLayerNormalization",
-        Op::SimplifiedLayerNormalization(SimplifiedLayerNormalization { axis: -1, epsilon: 1e-6 }),
+        Op::SimplifiedLayerNormalization(SimplifiedLayerNormalization {
+            axis: -1,
+            epsilon: 1e-6,
+        }),
         vec![In::Run(x.clone()), In::Const(randf(&mut r, &[7], 0.5, 1.5))],
         RED,
     );
     check(
         "SkipSimplifiedLayerNormalization",
         Op::SkipSimplifiedLayerNormalization(SkipSimplifiedLayerNormalization { epsilon: 1e-6 }),
-        vec![In::Run(x.clone()), In::Run(randf(&mut r, &[3, 5, 7], -2.0, 2.0)), In::Const(randf(&mut r, &[7], 0.5, 1.5))],
+        vec![
+            In::Run(x.clone()),
+            In::Run(randf(&mut r, &[3, 5, 7], -2.0, 2.0)),
+            In::Const(randf(&mut r, &[7], 0.5, 1.5)),
+        ],
         RED,
     );
     check(
         "SkipSimplifiedLayerNormalization f16",
         Op::SkipSimplifiedLayerNormalization(SkipSimplifiedLayerNormalization { epsilon: 1e-6 }),
-        vec![In::Run(randh(&mut r, &[2, 3, 8])), In::Run(randh(&mut r, &[2, 3, 8])), In::Const(randh(&mut r, &[8]))],
+        vec![
+            In::Run(randh(&mut r, &[2, 3, 8])),
+            In::Run(randh(&mut r, &[2, 3, 8])),
+            In::Const(randh(&mut r, &[8])),
+        ],
         HALF,
     );
 }
@@ -319,24 +694,71 @@ fn reductions_softmax_norms() {
 #[test]
 fn mat_mul_and_conv() {
     let mut r = rng();
-    let (m, k, n) = (r.random_range(1..40), r.random_range(1..40), r.random_range(1..40));
+    let (m, k, n) = (
+        r.random_range(1..40),
+        r.random_range(1..40),
+        r.random_range(1..40),
+    );
     let a = randf(&mut r, &[2, 1, m, k], -1.0, 1.0);
     let b = randf(&mut r, &[3, k, n], -1.0, 1.0);
-    check("MatMul batched broadcast", Op::MatMul(MatMul), vec![In::Run(a), In::Const(b)], RED);
-    check("MatMul 1-D", Op::MatMul(MatMul), vec![In::Run(randf(&mut r, &[k], -1.0, 1.0)), In::Run(randf(&mut r, &[2, k, n], -1.0, 1.0))], RED);
-    check("MatMul f16", Op::MatMul(MatMul), vec![In::Run(randh(&mut r, &[5, 17])), In::Const(randh(&mut r, &[17, 9]))], HALF);
-    let patch = Conv { kernel_shape: Some(vec![16, 16]), strides: vec![16, 16], pads: vec![0; 4], dilations: vec![1, 1], group: 1, auto_pad: AutoPad::NotSet };
+    check(
+        "MatMul batched broadcast",
+        Op::MatMul(MatMul),
+        vec![In::Run(a), In::Const(b)],
+        RED,
+    );
+    check(
+        "MatMul 1-D",
+        Op::MatMul(MatMul),
+        vec![
+            In::Run(randf(&mut r, &[k], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[2, k, n], -1.0, 1.0)),
+        ],
+        RED,
+    );
+    check(
+        "MatMul f16",
+        Op::MatMul(MatMul),
+        vec![
+            In::Run(randh(&mut r, &[5, 17])),
+            In::Const(randh(&mut r, &[17, 9])),
+        ],
+        HALF,
+    );
+    let patch = Conv {
+        kernel_shape: Some(vec![16, 16]),
+        strides: vec![16, 16],
+        pads: vec![0; 4],
+        dilations: vec![1, 1],
+        group: 1,
+        auto_pad: AutoPad::NotSet,
+    };
     check(
         "Conv patch embedding",
         Op::Conv(patch),
-        vec![In::Run(randf(&mut r, &[1, 3, 48, 32], -1.0, 1.0)), In::Const(randf(&mut r, &[8, 3, 16, 16], -0.1, 0.1)), In::Const(randf(&mut r, &[8], -1.0, 1.0))],
+        vec![
+            In::Run(randf(&mut r, &[1, 3, 48, 32], -1.0, 1.0)),
+            In::Const(randf(&mut r, &[8, 3, 16, 16], -0.1, 0.1)),
+            In::Const(randf(&mut r, &[8], -1.0, 1.0)),
+        ],
         RED,
     );
-    let general = Conv { kernel_shape: None, strides: vec![2, 1], pads: vec![1, 0, 1, 2], dilations: vec![1, 2], group: 2, auto_pad: AutoPad::NotSet };
+    let general = Conv {
+        kernel_shape: None,
+        strides: vec![2, 1],
+        pads: vec![1, 0, 1, 2],
+        dilations: vec![1, 2],
+        group: 2,
+        auto_pad: AutoPad::NotSet,
+    };
     check(
         "Conv general",
         Op::Conv(general),
-        vec![In::Run(randf(&mut r, &[2, 4, 9, 7], -1.0, 1.0)), In::Const(randf(&mut r, &[6, 2, 3, 3], -0.5, 0.5)), In::None],
+        vec![
+            In::Run(randf(&mut r, &[2, 4, 9, 7], -1.0, 1.0)),
+            In::Const(randf(&mut r, &[6, 2, 3, 3], -0.5, 0.5)),
+            In::None,
+        ],
         RED,
     );
 }
@@ -346,11 +768,21 @@ fn rotary_and_attention() {
     let mut r = rng();
     let (b, s, h, d) = (2, 3, 2, 8);
     for interleaved in [false, true] {
-        let op = RotaryEmbedding { interleaved, num_heads: h, rotary_embedding_dim: 0, scale: 1.0 };
+        let op = RotaryEmbedding {
+            interleaved,
+            num_heads: h,
+            rotary_embedding_dim: 0,
+            scale: 1.0,
+        };
         check(
             &format!("RotaryEmbedding interleaved={interleaved}"),
             Op::RotaryEmbedding(op),
-            vec![In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)), In::Run(randi(&mut r, &[b, s], 0, 16)), In::Const(randf(&mut r, &[16, d / 2], -1.0, 1.0)), In::Const(randf(&mut r, &[16, d / 2], -1.0, 1.0))],
+            vec![
+                In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+                In::Run(randi(&mut r, &[b, s], 0, 16)),
+                In::Const(randf(&mut r, &[16, d / 2], -1.0, 1.0)),
+                In::Const(randf(&mut r, &[16, d / 2], -1.0, 1.0)),
+            ],
             ELEM * 10.0,
         );
     }
@@ -358,7 +790,12 @@ fn rotary_and_attention() {
         let total = past + s;
         let mut mask = vec![1i64; b * total];
         mask[0] = 0;
-        let op = MultiHeadAttention { num_heads: h, scale: None, mask_filter_value: -10000.0, unidirectional: true };
+        let op = MultiHeadAttention {
+            num_heads: h,
+            scale: None,
+            mask_filter_value: -10000.0,
+            unidirectional: true,
+        };
         check(
             &format!("MultiHeadAttention past={past}"),
             Op::MultiHeadAttention(op),
@@ -375,4 +812,112 @@ fn rotary_and_attention() {
             RED,
         );
     }
+}
+
+/// Tensors above the (lowered) binding limit, the GEMV path, big dispatches
+/// that must be folded, and f16 data at odd element offsets. `check` runs each
+/// case again with every tensor split over several bindings.
+#[test]
+fn large_and_split_tensors() {
+    let mut r = rng();
+    let (k, n) = (r.random_range(200..400), r.random_range(150..300));
+    check(
+        "GEMV f32 (M = 1)",
+        Op::MatMul(MatMul),
+        vec![
+            In::Run(randf(&mut r, &[1, 1, k], -1.0, 1.0)),
+            In::Const(randf(&mut r, &[k, n], -1.0, 1.0)),
+        ],
+        RED,
+    );
+    check(
+        "GEMV f16 (M = 1)",
+        Op::MatMul(MatMul),
+        vec![
+            In::Run(randh(&mut r, &[1, k])),
+            In::Const(randh(&mut r, &[k, n])),
+        ],
+        HALF,
+    );
+    let m = r.random_range(65..150);
+    check(
+        "MatMul several 64x64 tiles",
+        Op::MatMul(MatMul),
+        vec![
+            In::Run(randf(&mut r, &[m, k], -1.0, 1.0)),
+            In::Const(randf(&mut r, &[k, n], -1.0, 1.0)),
+        ],
+        RED,
+    );
+    // 70000 batches: more workgroups than one dispatch dimension allows (the
+    // tiled kernel folds the same way; 70000 of its 256-thread groups take a
+    // minute on lavapipe, so only the GEMV path is run here).
+    check(
+        "MatMul 70000 batches",
+        Op::MatMul(MatMul),
+        vec![
+            In::Run(randf(&mut r, &[70000, 1, 3], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[70000, 3, 2], -1.0, 1.0)),
+        ],
+        RED,
+    );
+    let vocab = r.random_range(900..1100);
+    check(
+        "Gather f16 embedding table",
+        Op::Gather(Gather { axis: 0 }),
+        vec![
+            In::Const(randh(&mut r, &[vocab, 67])),
+            In::Run(randi(&mut r, &[1, 9], -(vocab as i64), vocab as i64)),
+        ],
+        0.0,
+    );
+    check(
+        "Gather f32 embedding table",
+        Op::Gather(Gather { axis: 0 }),
+        vec![
+            In::Const(randf(&mut r, &[vocab, 67], -1.0, 1.0)),
+            In::Run(randi(&mut r, &[2, 5], 0, vocab as i64)),
+        ],
+        0.0,
+    );
+    check(
+        "Concat f16 odd widths",
+        Op::Concat(Concat { axis: 1 }),
+        vec![
+            In::Run(randh(&mut r, &[37, 5])),
+            In::Run(randh(&mut r, &[37, 7])),
+            In::Const(randh(&mut r, &[37, 3])),
+        ],
+        0.0,
+    );
+    check(
+        "Concat f32 large",
+        Op::Concat(Concat { axis: 0 }),
+        vec![
+            In::Run(randf(&mut r, &[300, 101], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[211, 101], -1.0, 1.0)),
+        ],
+        0.0,
+    );
+    check(
+        "Slice f16 odd offsets",
+        Op::Slice(Slice),
+        vec![
+            In::Run(randh(&mut r, &[9, 13])),
+            In::Const(ints(&[1, 3])),
+            In::Const(ints(&[8, 12])),
+            In::Const(ints(&[0, 1])),
+            In::Const(ints(&[2, 3])),
+        ],
+        0.0,
+    );
+    // 4.3M elements: more than 65535 workgroups of 64 threads.
+    check(
+        "Neg over 4.3M elements",
+        Op::Unary(Unary {
+            op: UnaryOp::Neg,
+        }),
+        vec![In::Run(randf(&mut r, &[4_300_000], -1.0, 1.0))],
+        0.0,
+    );
 }

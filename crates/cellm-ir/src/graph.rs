@@ -230,3 +230,120 @@ impl Graph {
         v
     }
 }
+
+/// Editing helpers for rewrite passes.
+impl Graph {
+    /// Nodes reading `v` (each once, even when it reads `v` twice).
+    pub fn consumers(&self, v: ValueId) -> Vec<NodeIndex> {
+        self.nodes
+            .node_indices()
+            .filter(|&c| self.nodes[c].inputs.contains(&Some(v)))
+            .collect()
+    }
+
+    /// Removes a node and its edges; its outputs lose their producer (so a
+    /// later `add_node` or `add_initializer` may provide them again).
+    pub fn remove_node(&mut self, ix: NodeIndex) -> Option<Node> {
+        let node = self.nodes.remove_node(ix)?;
+        for v in node.outputs.iter().flatten() {
+            if self.values[*v].producer == Some(ix) {
+                self.values[*v].producer = None;
+            }
+        }
+        Some(node)
+    }
+
+    /// Sets input `slot` of node `ix` to `v`, keeping edges in step.
+    pub fn set_input(&mut self, ix: NodeIndex, slot: usize, v: Option<ValueId>) {
+        let old = self.nodes[ix].inputs[slot];
+        self.nodes[ix].inputs[slot] = v;
+        if let Some(old) = old {
+            if !self.nodes[ix].inputs.contains(&Some(old)) {
+                self.drop_edges_into(ix, old);
+            }
+        }
+        if let Some(v) = v {
+            if let Some(p) = self.values[v].producer {
+                if !self.nodes.edges_connecting(p, ix).any(|e| *e.weight() == v) {
+                    self.nodes.add_edge(p, ix, v);
+                }
+            }
+        }
+    }
+
+    fn drop_edges_into(&mut self, ix: NodeIndex, v: ValueId) {
+        use petgraph::visit::EdgeRef;
+        let stale: Vec<_> = self
+            .nodes
+            .edges_directed(ix, petgraph::Direction::Incoming)
+            .filter(|e| *e.weight() == v)
+            .map(|e| e.id())
+            .collect();
+        for e in stale {
+            self.nodes.remove_edge(e);
+        }
+    }
+
+    /// Makes every reader of `old` read `new` instead. A graph output keeps its
+    /// name: `new` takes over the name of `old` when `new` is an ordinary
+    /// intermediate; otherwise an Identity node copies `new` into `old`.
+    pub fn replace_uses(&mut self, old: ValueId, new: ValueId) -> Result<()> {
+        if old == new {
+            return Ok(());
+        }
+        for c in self.consumers(old) {
+            let slots: Vec<usize> = (0..self.nodes[c].inputs.len())
+                .filter(|&i| self.nodes[c].inputs[i] == Some(old))
+                .collect();
+            for i in slots {
+                self.set_input(c, i, Some(new));
+            }
+        }
+        if !self.outputs.contains(&old) {
+            return Ok(());
+        }
+        let new_is_plain = !self.inputs.contains(&new)
+            && !self.outputs.contains(&new)
+            && !self.initializers.contains_key(&new)
+            && self.values[old].producer.is_none();
+        if new_is_plain {
+            // Swap names so the graph output is still called what it was.
+            let (old_name, new_name) = (self.values[old].name.clone(), self.values[new].name.clone());
+            self.values[old].name = new_name.clone();
+            self.values[new].name = old_name.clone();
+            self.value_by_name.insert(old_name, new);
+            self.value_by_name.insert(new_name, old);
+            for o in self.outputs.iter_mut().filter(|o| **o == old) {
+                *o = new;
+            }
+            return Ok(());
+        }
+        if self.values[old].producer.is_some() {
+            bail!(
+                "cannot reroute graph output '{}': it still has a producer",
+                self.values[old].name
+            );
+        }
+        let name = format!("{}/keep_output", self.values[old].name);
+        self.add_node(Node {
+            name,
+            op: Op::Unary(crate::ops::Unary {
+                op: crate::ops::UnaryOp::Identity,
+            }),
+            inputs: vec![Some(new)],
+            outputs: vec![Some(old)],
+        })?;
+        Ok(())
+    }
+
+    /// A fresh value named after `hint` (suffixed until unique).
+    pub fn fresh_value(&mut self, hint: &str) -> ValueId {
+        let mut name = hint.to_string();
+        let mut i = 0;
+        while self.value_by_name.contains_key(&name) {
+            i += 1;
+            name = format!("{hint}_{i}");
+        }
+        self.value(&name)
+    }
+}

@@ -1,6 +1,8 @@
 //! `cellm-run`: run ONNX graphs and SmolVLM models from the command line.
 
 mod backend_arg;
+mod cmd_chat;
+mod cmd_convert;
 mod cmd_devices;
 mod cmd_exec;
 mod cmd_graph;
@@ -37,6 +39,10 @@ enum Command {
     Preprocess(cmd_preprocess::PreprocessArgs),
     /// List the GPU adapters and their capabilities.
     Devices(cmd_devices::DevicesArgs),
+    /// Convert GGUF or HF safetensors weights to a .cellm file.
+    Convert(cmd_convert::ConvertArgs),
+    /// Generate text with a .cellm llama model (plain completion or --chat).
+    Chat(cmd_chat::ChatArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
         Command::Vlm(a) => cmd_vlm::run(a),
         Command::Preprocess(a) => cmd_preprocess::run(a),
         Command::Devices(a) => cmd_devices::run(a),
+        Command::Convert(a) => cmd_convert::run(a),
+        Command::Chat(a) => cmd_chat::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,8 +20,13 @@ pub fn opt_input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Option<&'a Tens
 // ---- Helpers for the float kernels (MatMul, Conv, Softmax, norms, attention). ----
 
 /// f32 copy of a float tensor (f16/f64 converted); `what` names op and input in errors.
-pub fn f32_values(t: &Tensor, what: &str) -> Result<Vec<f32>> {
-    t.to_f32_vec().map_err(|e| anyhow!("{what}: {e}"))
+/// f32 values of a float tensor: borrowed when it already is f32 (weights are
+/// read in place), converted otherwise.
+pub fn f32_values<'a>(t: &'a Tensor, what: &str) -> Result<std::borrow::Cow<'a, [f32]>> {
+    if t.dtype() == cellm_ir::DType::F32 {
+        return Ok(std::borrow::Cow::Borrowed(t.f32s()?));
+    }
+    Ok(std::borrow::Cow::Owned(t.to_f32_vec().map_err(|e| anyhow!("{what}: {e}"))?))
 }
 
 /// A tensor of float `dtype` from f32 values (f16 rounds to nearest even, f64 widens).

@@ -159,6 +159,26 @@ fn batch_offsets(own: &[usize], batch: &[usize], mat_size: usize) -> Vec<usize> 
     out
 }
 
+/// Up to this many rows of A, a row-streaming kernel beats packing B (decode
+/// steps multiply one token's row by whole weight matrices).
+const SMALL_M: usize = 4;
+
+/// C = A·B for a few rows of A: streams B once, row by row, accumulating
+/// `a[i][kk] * B[kk][..]` into each C row (the inner loop vectorises).
+fn gemm_small_m(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    c[..m * n].fill(0.0);
+    for kk in 0..k {
+        let b_row = &b[kk * n..(kk + 1) * n];
+        for i in 0..m {
+            let s = a[i * k + kk];
+            let c_row = &mut c[i * n..(i + 1) * n];
+            for (cv, &bv) in c_row.iter_mut().zip(b_row) {
+                *cv += s * bv;
+            }
+        }
+    }
+}
+
 /// Row-major C[m,n] = A[m,k] * B[k,n] on dense slices of exactly those sizes.
 pub(crate) trait Gemm: Copy + Default {
     fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]);
@@ -167,6 +187,10 @@ pub(crate) trait Gemm: Copy + Default {
 impl Gemm for f32 {
     fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        if m <= SMALL_M {
+            gemm_small_m(m, k, n, a, b, c);
+            return;
+        }
         // SAFETY: the asserts above keep every strided access in bounds.
         unsafe {
             matrixmultiply::sgemm(

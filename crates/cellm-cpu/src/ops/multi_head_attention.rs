@@ -97,10 +97,10 @@ pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
     let total = past_len + kv_len;
 
     // Q with its bias, kept in the input's [B, S, H*D] layout (GEMM strides do the transpose).
-    let mut qv = f32_values(q, "MultiHeadAttention query")?;
+    let mut qv = f32_values(q, "MultiHeadAttention query")?.into_owned();
     let (mut kv_new, mut vv_new) = (
-        f32_values(k, "MultiHeadAttention key")?,
-        f32_values(v, "MultiHeadAttention value")?,
+        f32_values(k, "MultiHeadAttention key")?.into_owned(),
+        f32_values(v, "MultiHeadAttention value")?.into_owned(),
     );
     if let Some(b) = bias {
         if bnsh {
@@ -134,8 +134,8 @@ pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
         kv_len,
         bnsh,
     };
-    let present_k = layout.present(past_kv.as_ref().map(|p| p.0.as_slice()), &kv_new, hd);
-    let present_v = layout.present(past_kv.as_ref().map(|p| p.1.as_slice()), &vv_new, hv);
+    let present_k = layout.present(past_kv.as_ref().map(|p| &p.0[..]), &kv_new, hd);
+    let present_v = layout.present(past_kv.as_ref().map(|p| &p.1[..]), &vv_new, hv);
 
     let mask = build_mask(op, key_padding_mask, batch, seq, kv_len, past_len)?;
     let bias_v = match attn_bias {

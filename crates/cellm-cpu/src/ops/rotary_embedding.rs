@@ -84,7 +84,7 @@ pub fn run(op: &RotaryEmbedding, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
     let xv = f32_values(x, "RotaryEmbedding input")?;
     let cv = f32_values(cos, "RotaryEmbedding cos_cache")?;
     let sv = f32_values(sin, "RotaryEmbedding sin_cache")?;
-    let mut out = xv.clone(); // Channels past rotary_dim keep their values.
+    let mut out = xv.to_vec(); // Channels past rotary_dim keep their values.
     let batch_stride = seq * heads * head_size;
     for b in 0..batch {
         for s in 0..seq {

@@ -29,7 +29,7 @@ pub fn run(
     let Some(&hidden) = shape.last() else {
         bail!("SkipSimplifiedLayerNormalization: scalar input");
     };
-    let mut sum = f32_values(x, "SkipSimplifiedLayerNormalization input")?;
+    let mut sum = f32_values(x, "SkipSimplifiedLayerNormalization input")?.into_owned();
     let skip_v = broadcast_values_to(
         &f32_values(skip, "SkipSimplifiedLayerNormalization skip")?,
         skip.shape(),
@@ -46,7 +46,7 @@ pub fn run(
         }
         let bv = f32_values(b, "SkipSimplifiedLayerNormalization bias")?;
         sum.chunks_exact_mut(hidden.max(1))
-            .for_each(|row| row.iter_mut().zip(&bv).for_each(|(s, b)| *s += b));
+            .for_each(|row| row.iter_mut().zip(bv.iter()).for_each(|(s, b)| *s += b));
     }
     if gamma.len() != hidden {
         bail!(

@@ -24,7 +24,7 @@ pub fn run(op: &Softmax, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             Tensor::from_vec(shape, v)
         }
         DType::F32 | DType::F16 => {
-            let mut v = f32_values(x, "Softmax input")?;
+            let mut v = f32_values(x, "Softmax input")?.into_owned();
             softmax_f32(&mut v, len, inner);
             f32_to_tensor(x.dtype(), shape, v)?
         }

@@ -30,25 +30,43 @@ pub fn encode(k: &mut Kern, op: &Binary, args: &Args) -> Result<Vec<DevTensor>> 
     let a = args.d(0, "A")?;
     let b = args.d(1, "B")?;
     if a.dtype != b.dtype && op.op != BinaryOp::Pow {
-        bail!("{:?} needs inputs of one dtype, got {} and {}", op.op, a.dtype, b.dtype);
+        bail!(
+            "{:?} needs inputs of one dtype, got {} and {}",
+            op.op,
+            a.dtype,
+            b.dtype
+        );
     }
     let shape = broadcast_shapes(&a.shape, &b.shape)?;
     let comparison = matches!(
         op.op,
-        BinaryOp::Equal | BinaryOp::Less | BinaryOp::LessOrEqual | BinaryOp::Greater | BinaryOp::GreaterOrEqual
+        BinaryOp::Equal
+            | BinaryOp::Less
+            | BinaryOp::LessOrEqual
+            | BinaryOp::Greater
+            | BinaryOp::GreaterOrEqual
     );
-    let dtype = if comparison || matches!(op.op, BinaryOp::And | BinaryOp::Or) { DType::Bool } else { a.dtype };
+    let dtype = if comparison || matches!(op.op, BinaryOp::And | BinaryOp::Or) {
+        DType::Bool
+    } else {
+        a.dtype
+    };
     let out = k.alloc(dtype, shape.clone())?;
     let n = out.len();
     let kind_b = match word_of(b.dtype)? {
         Word::F32 => 0,
         _ => 1,
     };
-    let mut p = vec![u32_of(n, "Binary")?, shape.len() as u32, code(op.op), word_of(a.dtype)? as u32];
+    let mut p = vec![
+        u32_of(n, "Binary")?,
+        shape.len() as u32,
+        code(op.op),
+        word_of(a.dtype)? as u32,
+    ];
     p.extend(dims8(&shape, "Binary")?);
     p.extend(dims8(&broadcast_strides(&a.shape, &shape)?, "Binary A")?);
     p.extend(dims8(&broadcast_strides(&b.shape, &shape)?, "Binary B")?);
     p.push(kind_b);
-    k.dispatch_1d("binary", &p, &[&a.buf, &b.buf, &out.buf], n)?;
+    k.dispatch_1d("binary", &p, &[a, b, &out], n)?;
     Ok(vec![out])
 }

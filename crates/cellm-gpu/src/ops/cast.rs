@@ -1,5 +1,5 @@
-//! Cast between device word kinds (`shaders/cast.wgsl`); casting to f16
-//! rounds to f16 precision.
+//! Cast between device storage kinds (`shaders/cast.wgsl`); casting to f16
+//! rounds on store.
 
 use super::{u32_of, Args};
 use crate::kernel::{word_of, DevTensor, Kern};
@@ -10,14 +10,13 @@ use cellm_ir::DType;
 pub fn encode(k: &mut Kern, op: &Cast, args: &Args) -> Result<Vec<DevTensor>> {
     let x = args.d(0, "Cast input")?;
     let (from, to) = (word_of(x.dtype)?, word_of(op.to)?);
-    let round = op.to == DType::F16 && x.dtype != DType::F16;
-    if from == to && !round {
-        // Same word kind: only the declared dtype changes (i64 <-> i32, f16 -> f32).
-        return Ok(vec![DevTensor { buf: x.buf.clone(), dtype: op.to, shape: x.shape.clone() }]);
+    if from == to && (x.dtype == DType::F16) == (op.to == DType::F16) {
+        // Same storage: only the declared dtype changes (i64 <-> i32).
+        return Ok(vec![x.retyped(op.to)]);
     }
     let out = k.alloc(op.to, x.shape.clone())?;
     let n = x.len();
-    let p = [u32_of(n, "Cast")?, from as u32, to as u32, u32::from(round)];
-    k.dispatch_1d("cast", &p, &[&x.buf, &out.buf], n)?;
+    let p = [u32_of(n, "Cast")?, from as u32, to as u32];
+    k.dispatch_1d("cast", &p, &[x, &out], n)?;
     Ok(vec![out])
 }

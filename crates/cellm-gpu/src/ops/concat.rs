@@ -8,7 +8,9 @@ use cellm_ir::shape::normalize_axis;
 
 pub fn encode(k: &mut Kern, op: &Concat, args: &Args) -> Result<Vec<DevTensor>> {
     let ins: Vec<&DevTensor> = args.dev.iter().flatten().collect();
-    let Some(first) = ins.first() else { bail!("Concat has no inputs") };
+    let Some(first) = ins.first() else {
+        bail!("Concat has no inputs")
+    };
     let rank = first.shape.len();
     let axis = normalize_axis(op.axis, rank)?;
     let mut shape = first.shape.clone();
@@ -16,9 +18,18 @@ pub fn encode(k: &mut Kern, op: &Concat, args: &Args) -> Result<Vec<DevTensor>> 
     for t in &ins {
         if t.shape.len() != rank
             || t.dtype != first.dtype
-            || t.shape.iter().enumerate().any(|(d, &n)| d != axis && n != first.shape[d])
+            || t.shape
+                .iter()
+                .enumerate()
+                .any(|(d, &n)| d != axis && n != first.shape[d])
         {
-            bail!("Concat: input {} {:?} does not match {} {:?} off axis {axis}", t.dtype, t.shape, first.dtype, first.shape);
+            bail!(
+                "Concat: input {} {:?} does not match {} {:?} off axis {axis}",
+                t.dtype,
+                t.shape,
+                first.dtype,
+                first.shape
+            );
         }
         shape[axis] += t.shape[axis];
     }
@@ -29,8 +40,8 @@ pub fn encode(k: &mut Kern, op: &Concat, args: &Args) -> Result<Vec<DevTensor>> 
         let src: Vec<isize> = strides(&t.shape).into_iter().map(|s| s as isize).collect();
         strided_copy::encode(
             k,
-            &t.buf,
-            &out.buf,
+            t,
+            &out,
             &strided_copy::Copy {
                 shape: &t.shape,
                 src_base: 0,

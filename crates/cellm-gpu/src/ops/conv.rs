@@ -31,7 +31,12 @@ pub fn encode(k: &mut Kern, op: &Conv, args: &Args) -> Result<Vec<DevTensor>> {
     let ekh = (kh - 1) * dh + 1;
     let ekw = (kw - 1) * dw + 1;
     let (pt, pl, pb, pr) = match op.auto_pad {
-        AutoPad::NotSet => (get(&op.pads, 0, 0), get(&op.pads, 1, 0), get(&op.pads, 2, 0), get(&op.pads, 3, 0)),
+        AutoPad::NotSet => (
+            get(&op.pads, 0, 0),
+            get(&op.pads, 1, 0),
+            get(&op.pads, 2, 0),
+            get(&op.pads, 3, 0),
+        ),
         AutoPad::Valid => (0, 0, 0, 0),
         AutoPad::SameUpper | AutoPad::SameLower => {
             let total = |n: usize, s: usize, e: usize| (n.div_ceil(s) - 1) * s + e;
@@ -51,11 +56,29 @@ pub fn encode(k: &mut Kern, op: &Conv, args: &Args) -> Result<Vec<DevTensor>> {
     let ow = (wd + pl + pr - ekw) / sw + 1;
     let out = k.alloc(x.dtype, vec![nb, cout, oh, ow])?;
     let n = out.len();
-    let p = [n, cin, h, wd, cout, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw, g, usize::from(bias.is_some())]
-        .iter()
-        .map(|&v| u32_of(v, "Conv"))
-        .collect::<Result<Vec<_>>>()?;
-    let bias_buf = bias.map_or(&w.buf, |b| &b.buf);
-    k.dispatch_1d("conv", &p, &[&x.buf, &w.buf, bias_buf, &out.buf], n)?;
+    let p = [
+        n,
+        cin,
+        h,
+        wd,
+        cout,
+        oh,
+        ow,
+        kh,
+        kw,
+        sh,
+        sw,
+        pt,
+        pl,
+        dh,
+        dw,
+        g,
+        usize::from(bias.is_some()),
+    ]
+    .iter()
+    .map(|&v| u32_of(v, "Conv"))
+    .collect::<Result<Vec<_>>>()?;
+    let bias_buf = bias.unwrap_or(w);
+    k.dispatch_1d("conv", &p, &[x, w, bias_buf, &out], n)?;
     Ok(vec![out])
 }

@@ -9,12 +9,23 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
     let x = args.d(0, "Expand input")?;
     let (_, shape) = infer_shapes(op, args).context("Expand")?.remove(0);
     let out = k.alloc(x.dtype, shape.clone())?;
-    let src: Vec<isize> = broadcast_strides(&x.shape, &shape).context("Expand")?.into_iter().map(|s| s as isize).collect();
+    let src: Vec<isize> = broadcast_strides(&x.shape, &shape)
+        .context("Expand")?
+        .into_iter()
+        .map(|s| s as isize)
+        .collect();
     strided_copy::encode(
         k,
-        &x.buf,
-        &out.buf,
-        &strided_copy::Copy { shape: &shape, src_base: 0, src_strides: &src, src_mods: None, dst_base: 0, dst_strides: &strides(&shape) },
+        x,
+        &out,
+        &strided_copy::Copy {
+            shape: &shape,
+            src_base: 0,
+            src_strides: &src,
+            src_mods: None,
+            dst_base: 0,
+            dst_strides: &strides(&shape),
+        },
     )?;
     Ok(vec![out])
 }
@@ -26,12 +37,22 @@ pub fn broadcast_to(k: &mut Kern, t: &DevTensor, shape: &[usize]) -> Result<DevT
         return t.view(shape.to_vec());
     }
     let out = k.alloc(t.dtype, shape.to_vec())?;
-    let src: Vec<isize> = broadcast_strides(&t.shape, shape)?.into_iter().map(|s| s as isize).collect();
+    let src: Vec<isize> = broadcast_strides(&t.shape, shape)?
+        .into_iter()
+        .map(|s| s as isize)
+        .collect();
     strided_copy::encode(
         k,
-        &t.buf,
-        &out.buf,
-        &strided_copy::Copy { shape, src_base: 0, src_strides: &src, src_mods: None, dst_base: 0, dst_strides: &strides(shape) },
+        t,
+        &out,
+        &strided_copy::Copy {
+            shape,
+            src_base: 0,
+            src_strides: &src,
+            src_mods: None,
+            dst_base: 0,
+            dst_strides: &strides(shape),
+        },
     )?;
     Ok(out)
 }

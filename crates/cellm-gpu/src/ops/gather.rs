@@ -19,7 +19,12 @@ pub fn encode(k: &mut Kern, op: &Gather, args: &Args) -> Result<Vec<DevTensor>> 
     let inner: usize = data.shape[axis + 1..].iter().product();
     let out = k.alloc(data.dtype, shape)?;
     let n = out.len();
-    let p = [u32_of(n, "Gather")?, u32_of(data.shape[axis], "Gather axis")?, u32_of(inner, "Gather")?, u32_of(idx.len(), "Gather")?];
-    k.dispatch_1d("gather", &p, &[&data.buf, &idx.buf, &out.buf], n)?;
+    let p = [
+        u32_of(n, "Gather")?,
+        u32_of(data.shape[axis], "Gather axis")?,
+        u32_of(inner, "Gather")?,
+        u32_of(idx.len(), "Gather")?,
+    ];
+    k.dispatch_1d("gather", &p, &[data, idx, &out], n)?;
     Ok(vec![out])
 }

@@ -10,7 +10,9 @@ pub fn encode(k: &mut Kern, op: &GatherND, args: &Args) -> Result<Vec<DevTensor>
     let idx = args.d(1, "GatherND indices")?;
     let b = op.batch_dims;
     let (ds, is) = (&data.shape, &idx.shape);
-    let Some(&kdim) = is.last() else { bail!("GatherND: indices must have rank >= 1") };
+    let Some(&kdim) = is.last() else {
+        bail!("GatherND: indices must have rank >= 1")
+    };
     if b >= is.len() || b + kdim > ds.len() || ds[..b] != is[..b] {
         bail!("GatherND: data {ds:?} / indices {is:?} do not fit batch_dims {b}");
     }
@@ -19,7 +21,7 @@ pub fn encode(k: &mut Kern, op: &GatherND, args: &Args) -> Result<Vec<DevTensor>
     let inner: usize = ds[b + kdim..].iter().product();
     let batches: usize = is[..b].iter().product();
     let rows: usize = is[..is.len() - 1].iter().product();
-    let rows_per_batch = if batches == 0 { 0 } else { rows / batches };
+    let rows_per_batch = rows.checked_div(batches).unwrap_or(0);
     let st = strides(ds);
     let batch_stride: usize = ds[b..].iter().product();
     let out = k.alloc(data.dtype, shape)?;
@@ -36,6 +38,6 @@ pub fn encode(k: &mut Kern, op: &GatherND, args: &Args) -> Result<Vec<DevTensor>
     ];
     p.extend(dims8(&ds[b..b + kdim], "GatherND")?);
     p.extend(dims8(&st[b..b + kdim], "GatherND")?);
-    k.dispatch_1d("gather_nd", &p, &[&data.buf, &idx.buf, &out.buf], n)?;
+    k.dispatch_1d("gather_nd", &p, &[data, idx, &out], n)?;
     Ok(vec![out])
 }

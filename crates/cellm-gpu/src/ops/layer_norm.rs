@@ -25,9 +25,19 @@ pub fn encode(k: &mut Kern, op: &LayerNormalization, args: &Args) -> Result<Vec<
     let y = k.alloc(x.dtype, x.shape.clone())?;
     let mean = k.alloc(DType::F32, stat.clone())?;
     let inv = k.alloc(DType::F32, stat)?;
-    let p = [u32_of(rows, "LayerNormalization")?, u32_of(inner, "LayerNormalization")?, op.epsilon.to_bits(), u32::from(bias.is_some())];
-    let bias_buf = bias.as_ref().map_or(&scale.buf, |b| &b.buf);
+    let p = [
+        u32_of(rows, "LayerNormalization")?,
+        u32_of(inner, "LayerNormalization")?,
+        op.epsilon.to_bits(),
+        u32::from(bias.is_some()),
+    ];
+    let bias_buf = bias.as_ref().unwrap_or(&scale);
     let n = if inner == 0 { 0 } else { rows };
-    k.dispatch_1d("layer_norm", &p, &[&x.buf, &scale.buf, bias_buf, &y.buf, &mean.buf, &inv.buf], n)?;
+    k.dispatch_groups(
+        "layer_norm",
+        &p,
+        &[x, &scale, bias_buf, &y, &mean, &inv],
+        n,
+    )?;
     Ok(vec![y, mean, inv])
 }

@@ -1,4 +1,5 @@
-//! Batched, broadcasting MatMul (`shaders/mat_mul.wgsl`, 16x16 tiles).
+//! Batched, broadcasting MatMul: `shaders/mat_mul.wgsl` (64x64 register-
+//! blocked tiles) or, for one row (decode), `shaders/gemv.wgsl`.
 
 use super::{need_float, u32_of, Args};
 use crate::kernel::{dims8, strides, DevTensor, Kern};
@@ -11,15 +12,31 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
     need_float(a, "MatMul A")?;
     need_float(b, "MatMul B")?;
     if a.shape.is_empty() || b.shape.is_empty() {
-        bail!("MatMul: operands must not be scalars (A {:?}, B {:?})", a.shape, b.shape);
+        bail!(
+            "MatMul: operands must not be scalars (A {:?}, B {:?})",
+            a.shape,
+            b.shape
+        );
     }
     // 1-D operands are promoted to matrices; the added dim is dropped after.
-    let pa = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
-    let pb = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };
+    let pa = if a.shape.len() == 1 {
+        vec![1, a.shape[0]]
+    } else {
+        a.shape.clone()
+    };
+    let pb = if b.shape.len() == 1 {
+        vec![b.shape[0], 1]
+    } else {
+        b.shape.clone()
+    };
     let (m, ka) = (pa[pa.len() - 2], pa[pa.len() - 1]);
     let (kb, n) = (pb[pb.len() - 2], pb[pb.len() - 1]);
     if ka != kb {
-        bail!("MatMul: inner dims differ: A {:?} vs B {:?}", a.shape, b.shape);
+        bail!(
+            "MatMul: inner dims differ: A {:?} vs B {:?}",
+            a.shape,
+            b.shape
+        );
     }
     let (ba, bb) = (&pa[..pa.len() - 2], &pb[..pb.len() - 2]);
     let batch = broadcast_shapes(ba, bb)?;
@@ -27,7 +44,13 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
         let st = strides(bs);
         let off = batch.len() - bs.len();
         (0..batch.len())
-            .map(|d| if d < off || bs[d - off] == 1 { 0 } else { st[d - off] * mat })
+            .map(|d| {
+                if d < off || bs[d - off] == 1 {
+                    0
+                } else {
+                    st[d - off] * mat
+                }
+            })
             .collect()
     };
     let a_st = stride_of(ba, m * ka);
@@ -44,11 +67,24 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
     if out.is_empty() {
         return Ok(vec![out]);
     }
-    let mut p = vec![u32_of(m, "MatMul M")?, u32_of(n, "MatMul N")?, u32_of(ka, "MatMul K")?, batch.len() as u32];
+    let mut p = vec![
+        u32_of(m, "MatMul M")?,
+        u32_of(n, "MatMul N")?,
+        u32_of(ka, "MatMul K")?,
+        batch.len() as u32,
+    ];
     p.extend(dims8(&batch, "MatMul batch")?);
     p.extend(dims8(&a_st, "MatMul A")?);
     p.extend(dims8(&b_st, "MatMul B")?);
-    let groups = [u32_of(n.div_ceil(16), "MatMul")?, u32_of(m.div_ceil(16), "MatMul")?, u32_of(batches, "MatMul batch")?];
-    k.dispatch("mat_mul", &p, &[&a.buf, &b.buf, &out.buf], groups)?;
+    // M = 1 (decode steps) takes the GEMV kernel; otherwise 64x64 tiles.
+    let gemv = m == 1;
+    let tiles_n = n.div_ceil(64);
+    let tiles_m = if gemv { 1 } else { m.div_ceil(64) };
+    p.push(u32_of(tiles_n, "MatMul")?);
+    p.push(u32_of(tiles_m, "MatMul")?);
+    p.push(u32_of(batches, "MatMul batch")?);
+    let groups = tiles_n * tiles_m * batches;
+    let shader = if gemv { "gemv" } else { "mat_mul" };
+    k.dispatch_groups(shader, &p, &[a, b, &out], groups)?;
     Ok(vec![out])
 }

@@ -42,7 +42,10 @@ pub struct Args {
 
 impl Args {
     pub fn d(&self, i: usize, what: &str) -> Result<&DevTensor> {
-        self.dev.get(i).and_then(|t| t.as_ref()).ok_or_else(|| anyhow!("{what} (input {i}) is required"))
+        self.dev
+            .get(i)
+            .and_then(|t| t.as_ref())
+            .ok_or_else(|| anyhow!("{what} (input {i}) is required"))
     }
     pub fn od(&self, i: usize) -> Option<&DevTensor> {
         self.dev.get(i).and_then(|t| t.as_ref())
@@ -51,10 +54,13 @@ impl Args {
         self.host.get(i).and_then(|t| t.as_ref())
     }
     pub fn h(&self, i: usize, what: &str) -> Result<&Tensor> {
-        self.oh(i).ok_or_else(|| anyhow!("{what} (input {i}) is required"))
+        self.oh(i)
+            .ok_or_else(|| anyhow!("{what} (input {i}) is required"))
     }
     pub fn ints(&self, i: usize, what: &str) -> Result<Vec<i64>> {
-        self.h(i, what)?.to_i64_vec().with_context(|| what.to_string())
+        self.h(i, what)?
+            .to_i64_vec()
+            .with_context(|| what.to_string())
     }
 }
 
@@ -62,7 +68,12 @@ impl Args {
 /// executor reads them back when they happen to live on the device.
 pub fn param_inputs(op: &Op) -> &'static [usize] {
     match op {
-        Op::Reshape(_) | Op::Expand(_) | Op::Tile(_) | Op::Split(_) | Op::Squeeze(_) | Op::Unsqueeze(_) => &[1],
+        Op::Reshape(_)
+        | Op::Expand(_)
+        | Op::Tile(_)
+        | Op::Split(_)
+        | Op::Squeeze(_)
+        | Op::Unsqueeze(_) => &[1],
         Op::Trilu(_) | Op::Reduce(_) => &[1],
         Op::Slice(_) => &[1, 2, 3, 4],
         Op::ConstantOfShape(_) => &[0],
@@ -106,7 +117,10 @@ pub fn device_supported(op: &Op, args: &Args) -> bool {
             Op::ScatterND(s) => s.reduction == cellm_ir::ops::ScatterReduction::None,
             Op::MultiHeadAttention(o) => multi_head_attention::supported(o, args),
             Op::Reduce(r) => args.od(0).is_some_and(|x| {
-                x.dtype != DType::Bool && !(x.dtype != DType::F32 && x.dtype != DType::F16 && r.kind == cellm_ir::ops::ReduceKind::Mean)
+                x.dtype != DType::Bool
+                    && !(x.dtype != DType::F32
+                        && x.dtype != DType::F16
+                        && r.kind == cellm_ir::ops::ReduceKind::Mean)
             }),
             Op::Shape(_) | Op::NonZero(_) | Op::Range(_) => false,
             _ => true,
@@ -120,8 +134,14 @@ pub fn infer_shapes(op: &Op, args: &Args) -> Result<Vec<(DType, Vec<usize>)>> {
     let mut facts = Vec::with_capacity(n);
     for i in 0..n {
         let f = match (args.od(i), args.oh(i)) {
-            (Some(d), _) => Some(Fact::new(d.dtype, Some(d.shape.iter().map(|&x| Dim::Known(x)).collect()))),
-            (None, Some(h)) => Some(Fact::new(h.dtype(), Some(h.shape().iter().map(|&x| Dim::Known(x)).collect()))),
+            (Some(d), _) => Some(Fact::new(
+                d.dtype,
+                Some(d.shape.iter().map(|&x| Dim::Known(x)).collect()),
+            )),
+            (None, Some(h)) => Some(Fact::new(
+                h.dtype(),
+                Some(h.shape().iter().map(|&x| Dim::Known(x)).collect()),
+            )),
             _ => None,
         };
         facts.push(f);
@@ -134,7 +154,10 @@ pub fn infer_shapes(op: &Op, args: &Args) -> Result<Vec<(DType, Vec<usize>)>> {
             let shape = f.shape.ok_or_else(|| anyhow!("output rank is unknown"))?;
             let dims = shape
                 .iter()
-                .map(|d| d.known().ok_or_else(|| anyhow!("output dim {d} is not known")))
+                .map(|d| {
+                    d.known()
+                        .ok_or_else(|| anyhow!("output dim {d} is not known"))
+                })
                 .collect::<Result<Vec<usize>>>()?;
             Ok((f.dtype, dims))
         })
@@ -152,7 +175,9 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
         Op::ConstantOfShape(o) => constant_of_shape::encode(k, o, args),
         Op::Conv(o) => conv::encode(k, o, args),
         Op::Expand(_) => expand::encode(k, op, args),
-        Op::Flatten(_) | Op::Reshape(_) | Op::Squeeze(_) | Op::Unsqueeze(_) => reshape::encode(op, args),
+        Op::Flatten(_) | Op::Reshape(_) | Op::Squeeze(_) | Op::Unsqueeze(_) => {
+            reshape::encode(op, args)
+        }
         Op::Gather(o) => gather::encode(k, o, args),
         Op::GatherND(o) => gather_nd::encode(k, o, args),
         Op::MatMul(_) => mat_mul::encode(k, args),

@@ -11,7 +11,9 @@ const MAX_HV: usize = 256;
 
 /// Packed QKV, the projection bias and huge value heads run on the host.
 pub fn supported(op: &MultiHeadAttention, args: &Args) -> bool {
-    let (Some(k), Some(v)) = (args.od(1), args.od(2)) else { return false };
+    let (Some(k), Some(v)) = (args.od(1), args.od(2)) else {
+        return false;
+    };
     let hv = match v.shape.len() {
         4 => v.shape[3],
         3 => v.shape[2] / op.num_heads.max(1),
@@ -21,7 +23,13 @@ pub fn supported(op: &MultiHeadAttention, args: &Args) -> bool {
 }
 
 /// Copies new keys/values ([B, L, H*d] or [B, H, L, d]) after the past ones.
-fn present(k: &mut Kern, past: Option<&DevTensor>, new: &DevTensor, bnsh: bool, dims: [usize; 5]) -> Result<DevTensor> {
+fn present(
+    k: &mut Kern,
+    past: Option<&DevTensor>,
+    new: &DevTensor,
+    bnsh: bool,
+    dims: [usize; 5],
+) -> Result<DevTensor> {
     let [b, h, p, l, d] = dims;
     let t = p + l;
     let out = k.alloc(new.dtype, vec![b, h, t, d])?;
@@ -31,9 +39,16 @@ fn present(k: &mut Kern, past: Option<&DevTensor>, new: &DevTensor, bnsh: bool, 
         let src: Vec<isize> = strides(&shape).into_iter().map(|s| s as isize).collect();
         strided_copy::encode(
             k,
-            &past.buf,
-            &out.buf,
-            &strided_copy::Copy { shape: &shape, src_base: 0, src_strides: &src, src_mods: None, dst_base: 0, dst_strides: &dst },
+            past,
+            &out,
+            &strided_copy::Copy {
+                shape: &shape,
+                src_base: 0,
+                src_strides: &src,
+                src_mods: None,
+                dst_base: 0,
+                dst_strides: &dst,
+            },
         )?;
     }
     let src: [isize; 4] = if bnsh {
@@ -43,9 +58,16 @@ fn present(k: &mut Kern, past: Option<&DevTensor>, new: &DevTensor, bnsh: bool, 
     };
     strided_copy::encode(
         k,
-        &new.buf,
-        &out.buf,
-        &strided_copy::Copy { shape: &[b, h, l, d], src_base: 0, src_strides: &src, src_mods: None, dst_base: p * d, dst_strides: &dst },
+        new,
+        &out,
+        &strided_copy::Copy {
+            shape: &[b, h, l, d],
+            src_base: 0,
+            src_strides: &src,
+            src_mods: None,
+            dst_base: p * d,
+            dst_strides: &dst,
+        },
     )?;
     Ok(out)
 }
@@ -75,7 +97,12 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         }
         (ks[2], vs[3])
     } else {
-        if ks.len() != 3 || ks[..] != [batch, ks[1], q_hidden] || vs.len() != 3 || vs[..2] != ks[..2] || vs[2] % heads != 0 {
+        if ks.len() != 3
+            || ks[..] != [batch, ks[1], q_hidden]
+            || vs.len() != 3
+            || vs[..2] != ks[..2]
+            || vs[2] % heads != 0
+        {
             bail!("MultiHeadAttention: key {ks:?} / value {vs:?} do not match query {qs:?}");
         }
         (ks[1], vs[2] / heads)
@@ -105,13 +132,20 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         None => (false, false),
         Some(ab) => {
             let s = &ab.shape;
-            if s.len() != 4 || !(s[0] == 1 || s[0] == batch) || !(s[1] == 1 || s[1] == heads) || s[2..] != [seq, total] {
+            if s.len() != 4
+                || !(s[0] == 1 || s[0] == batch)
+                || !(s[1] == 1 || s[1] == heads)
+                || s[2..] != [seq, total]
+            {
                 bail!("MultiHeadAttention: attention_bias {s:?} must be [{batch}|1, {heads}|1, {seq}, {total}]");
             }
             (s[0] == 1, s[1] == 1)
         }
     };
-    let scale = op.scale.filter(|&s| s != 0.0).unwrap_or(1.0 / (hd as f32).sqrt());
+    let scale = op
+        .scale
+        .filter(|&s| s != 0.0)
+        .unwrap_or(1.0 / (hd as f32).sqrt());
     let out = k.alloc(q.dtype, vec![batch, seq, heads * hv])?;
     let n = batch * seq * heads;
     let causal = op.unidirectional && seq > 1;
@@ -131,8 +165,13 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         u32::from(b_bcast),
         u32::from(h_bcast),
     ];
-    let mask_buf = kpm.map_or(&q.buf, |m| &m.buf);
-    let bias_buf = attn_bias.map_or(&q.buf, |b| &b.buf);
-    k.dispatch_1d("multi_head_attention", &p, &[&q.buf, &pk.buf, &pv.buf, mask_buf, bias_buf, &out.buf], n)?;
+    let mask_buf = kpm.unwrap_or(q);
+    let bias_buf = attn_bias.unwrap_or(q);
+    k.dispatch_1d(
+        "multi_head_attention",
+        &p,
+        &[q, &pk, &pv, mask_buf, bias_buf, &out],
+        n,
+    )?;
     Ok(vec![out, pk, pv])
 }

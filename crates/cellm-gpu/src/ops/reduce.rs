@@ -15,20 +15,23 @@ pub fn encode(k: &mut Kern, op: &Op, r: &Reduce, args: &Args) -> Result<Vec<DevT
     };
     let rank = x.shape.len();
     let axes: Vec<usize> = match axes {
-        Some(a) if !a.is_empty() => a.iter().map(|&a| normalize_axis(a, rank)).collect::<Result<_>>()?,
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .map(|&a| normalize_axis(a, rank))
+            .collect::<Result<_>>()?,
         _ if r.noop_with_empty_axes => return Ok(vec![x.clone()]),
         _ => (0..rank).collect(),
     };
     let (_, shape) = infer_shapes(op, args).context("Reduce")?.remove(0);
     let st = strides(&x.shape);
     let (mut kept_shape, mut kept_st, mut red_shape, mut red_st) = (vec![], vec![], vec![], vec![]);
-    for d in 0..rank {
+    for (d, (&n, &s)) in x.shape.iter().zip(&st).enumerate() {
         if axes.contains(&d) {
-            red_shape.push(x.shape[d]);
-            red_st.push(st[d]);
+            red_shape.push(n);
+            red_st.push(s);
         } else {
-            kept_shape.push(x.shape[d]);
-            kept_st.push(st[d]);
+            kept_shape.push(n);
+            kept_st.push(s);
         }
     }
     let n_red: usize = red_shape.iter().product();
@@ -55,6 +58,6 @@ pub fn encode(k: &mut Kern, op: &Op, r: &Reduce, args: &Args) -> Result<Vec<DevT
     p.extend(dims8(&kept_st, "Reduce")?);
     p.extend(dims8(&red_shape, "Reduce")?);
     p.extend(dims8(&red_st, "Reduce")?);
-    k.dispatch_groups("reduce", &p, &[&x.buf, &out.buf], n)?;
+    k.dispatch_groups("reduce", &p, &[x, &out], n)?;
     Ok(vec![out])
 }

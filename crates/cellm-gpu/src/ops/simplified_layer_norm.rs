@@ -8,7 +8,11 @@ use cellm_ir::ops::SimplifiedLayerNormalization;
 use cellm_ir::shape::normalize_axis;
 use cellm_ir::DType;
 
-pub fn encode(k: &mut Kern, op: &SimplifiedLayerNormalization, args: &Args) -> Result<Vec<DevTensor>> {
+pub fn encode(
+    k: &mut Kern,
+    op: &SimplifiedLayerNormalization,
+    args: &Args,
+) -> Result<Vec<DevTensor>> {
     let x = args.d(0, "SimplifiedLayerNormalization X")?;
     need_float(x, "SimplifiedLayerNormalization X")?;
     let axis = normalize_axis(op.axis, x.shape.len())?;
@@ -20,8 +24,17 @@ pub fn encode(k: &mut Kern, op: &SimplifiedLayerNormalization, args: &Args) -> R
     stat.resize(x.shape.len(), 1);
     let y = k.alloc(x.dtype, x.shape.clone())?;
     let inv = k.alloc(DType::F32, stat)?;
-    let p = [u32_of(rows, "SimplifiedLayerNormalization")?, u32_of(inner, "SimplifiedLayerNormalization")?, op.epsilon.to_bits()];
+    let p = [
+        u32_of(rows, "SimplifiedLayerNormalization")?,
+        u32_of(inner, "SimplifiedLayerNormalization")?,
+        op.epsilon.to_bits(),
+    ];
     let n = if inner == 0 { 0 } else { rows };
-    k.dispatch_1d("simplified_layer_norm", &p, &[&x.buf, &scale.buf, &y.buf, &inv.buf], n)?;
+    k.dispatch_groups(
+        "simplified_layer_norm",
+        &p,
+        &[x, &scale, &y, &inv],
+        n,
+    )?;
     Ok(vec![y, inv])
 }

@@ -8,23 +8,33 @@ use anyhow::{bail, Result};
 use cellm_ir::ops::SkipSimplifiedLayerNormalization;
 use cellm_ir::DType;
 
-pub fn encode(k: &mut Kern, op: &SkipSimplifiedLayerNormalization, args: &Args) -> Result<Vec<DevTensor>> {
+pub fn encode(
+    k: &mut Kern,
+    op: &SkipSimplifiedLayerNormalization,
+    args: &Args,
+) -> Result<Vec<DevTensor>> {
     let x = args.d(0, "SkipSimplifiedLayerNormalization input")?;
     need_float(x, "SkipSimplifiedLayerNormalization input")?;
     let skip = args.d(1, "SkipSimplifiedLayerNormalization skip")?;
     let gamma = args.d(2, "SkipSimplifiedLayerNormalization gamma")?;
     let bias = args.od(3);
-    let Some(&hidden) = x.shape.last() else { bail!("SkipSimplifiedLayerNormalization: scalar input") };
+    let Some(&hidden) = x.shape.last() else {
+        bail!("SkipSimplifiedLayerNormalization: scalar input")
+    };
     if gamma.len() != hidden || bias.is_some_and(|b| b.len() != hidden) {
         bail!("SkipSimplifiedLayerNormalization: gamma/bias must have {hidden} values");
     }
     // Trailing-dims broadcasts index modulo the skip length; others are expanded.
-    let trailing = skip.len() > 0 && x.len() % skip.len() == 0 && {
+    let trailing = !skip.is_empty() && x.len() % skip.len() == 0 && {
         let s: Vec<usize> = skip.shape.iter().copied().skip_while(|&d| d == 1).collect();
         x.shape.ends_with(&s)
     };
-    let skip = if trailing { skip.clone() } else { broadcast_to(k, skip, &x.shape)? };
-    let rows = if hidden == 0 { 0 } else { x.len() / hidden };
+    let skip = if trailing {
+        skip.clone()
+    } else {
+        broadcast_to(k, skip, &x.shape)?
+    };
+    let rows = x.len().checked_div(hidden).unwrap_or(0);
     let mut stat = x.shape.clone();
     if let Some(l) = stat.last_mut() {
         *l = 1;
@@ -41,11 +51,13 @@ pub fn encode(k: &mut Kern, op: &SkipSimplifiedLayerNormalization, args: &Args) 
         u32::from(bias.is_some()),
         u32_of(skip.len().max(1), "SkipSimplifiedLayerNormalization")?,
     ];
-    let bias_buf = bias.map_or(&gamma.buf, |b| &b.buf);
-    k.dispatch_1d(
+    let bias_buf = bias.unwrap_or(gamma);
+    k.dispatch_groups(
         "skip_simplified_layer_norm",
         &p,
-        &[&x.buf, &skip.buf, &gamma.buf, bias_buf, &y.buf, &inv.buf, &sum.buf],
+        &[
+            x, &skip, gamma, bias_buf, &y, &inv, &sum,
+        ],
         rows,
     )?;
     Ok(vec![y, mean, inv, sum])

@@ -10,7 +10,11 @@ use cellm_ir::Op;
 /// First index of `[start::step]` over a dim of `n` (ONNX clamping).
 fn first_index(n: usize, start: i64, step: i64) -> i64 {
     let n = n as i64;
-    let s = if start < 0 { start.saturating_add(n) } else { start };
+    let s = if start < 0 {
+        start.saturating_add(n)
+    } else {
+        start
+    };
     if step > 0 {
         s.clamp(0, n)
     } else {
@@ -50,9 +54,16 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
     let out = k.alloc(x.dtype, shape.clone())?;
     strided_copy::encode(
         k,
-        &x.buf,
-        &out.buf,
-        &strided_copy::Copy { shape: &shape, src_base: base, src_strides: &src, src_mods: None, dst_base: 0, dst_strides: &strides(&shape) },
+        x,
+        &out,
+        &strided_copy::Copy {
+            shape: &shape,
+            src_base: base,
+            src_strides: &src,
+            src_mods: None,
+            dst_base: 0,
+            dst_strides: &strides(&shape),
+        },
     )?;
     Ok(vec![out])
 }

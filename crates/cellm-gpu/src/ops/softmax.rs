@@ -12,9 +12,13 @@ pub fn encode(k: &mut Kern, op: &Softmax, args: &Args) -> Result<Vec<DevTensor>>
     let axis = normalize_axis(op.axis, x.shape.len())?;
     let len = x.shape[axis];
     let inner: usize = x.shape[axis + 1..].iter().product();
-    let rows = if len == 0 { 0 } else { x.len() / len };
+    let rows = x.len().checked_div(len).unwrap_or(0);
     let out = k.alloc(x.dtype, x.shape.clone())?;
-    let p = [u32_of(rows, "Softmax")?, u32_of(len, "Softmax")?, u32_of(inner.max(1), "Softmax")?];
-    k.dispatch_1d("softmax", &p, &[&x.buf, &out.buf], rows)?;
+    let p = [
+        u32_of(rows, "Softmax")?,
+        u32_of(len, "Softmax")?,
+        u32_of(inner.max(1), "Softmax")?,
+    ];
+    k.dispatch_groups("softmax", &p, &[x, &out], rows)?;
     Ok(vec![out])
 }

@@ -18,8 +18,8 @@ pub fn encode(k: &mut Kern, op: &Op, split: &Split, args: &Args) -> Result<Vec<D
         let out = k.alloc(x.dtype, shape.clone())?;
         strided_copy::encode(
             k,
-            &x.buf,
-            &out.buf,
+            x,
+            &out,
             &strided_copy::Copy {
                 shape: &shape,
                 src_base: (offset as isize) * src_st[axis],

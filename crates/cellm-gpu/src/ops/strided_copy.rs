@@ -1,7 +1,7 @@
 //! The generic strided word copy behind the data-movement ops.
 
 use super::u32_of;
-use crate::kernel::{dims8, Kern, MAX_RANK};
+use crate::kernel::{dims8, DevTensor, Kern, MAX_RANK};
 use anyhow::{bail, Result};
 
 /// One strided copy: `shape` is the iteration space; `src_strides` may be
@@ -15,7 +15,7 @@ pub struct Copy<'a> {
     pub dst_strides: &'a [usize],
 }
 
-pub fn encode(k: &mut Kern, src: &wgpu::Buffer, dst: &wgpu::Buffer, c: &Copy) -> Result<()> {
+pub fn encode(k: &mut Kern, src: &DevTensor, dst: &DevTensor, c: &Copy) -> Result<()> {
     let n: usize = c.shape.iter().product();
     if n == 0 {
         return Ok(());
@@ -24,7 +24,12 @@ pub fn encode(k: &mut Kern, src: &wgpu::Buffer, dst: &wgpu::Buffer, c: &Copy) ->
     if rank > MAX_RANK || c.src_strides.len() != rank || c.dst_strides.len() != rank {
         bail!("strided copy: rank {rank} is unsupported or strides do not match");
     }
-    let mut words = vec![u32_of(n, "strided copy")?, rank as u32, i32::try_from(c.src_base)? as u32, u32_of(c.dst_base, "dst base")?];
+    let mut words = vec![
+        u32_of(n, "strided copy")?,
+        rank as u32,
+        i32::try_from(c.src_base)? as u32,
+        u32_of(c.dst_base, "dst base")?,
+    ];
     words.extend(dims8(c.shape, "strided copy shape")?);
     let mut ss = [0u32; MAX_RANK];
     for (d, &s) in ss.iter_mut().zip(c.src_strides) {

@@ -12,8 +12,8 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
     let src: Vec<isize> = strides(&x.shape).into_iter().map(|s| s as isize).collect();
     strided_copy::encode(
         k,
-        &x.buf,
-        &out.buf,
+        x,
+        &out,
         &strided_copy::Copy {
             shape: &shape,
             src_base: 0,

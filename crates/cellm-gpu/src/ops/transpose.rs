@@ -10,7 +10,11 @@ pub fn encode(k: &mut Kern, op: &Transpose, args: &Args) -> Result<Vec<DevTensor
     let rank = x.shape.len();
     let perm: Vec<usize> = op.perm.clone().unwrap_or_else(|| (0..rank).rev().collect());
     let mut seen = vec![false; rank];
-    if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+    if perm.len() != rank
+        || perm
+            .iter()
+            .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+    {
         bail!("Transpose: perm {perm:?} is not a permutation of rank {rank}");
     }
     let st = strides(&x.shape);
@@ -20,9 +24,16 @@ pub fn encode(k: &mut Kern, op: &Transpose, args: &Args) -> Result<Vec<DevTensor
     let dst = strides(&shape);
     strided_copy::encode(
         k,
-        &x.buf,
-        &out.buf,
-        &strided_copy::Copy { shape: &shape, src_base: 0, src_strides: &src_strides, src_mods: None, dst_base: 0, dst_strides: &dst },
+        x,
+        &out,
+        &strided_copy::Copy {
+            shape: &shape,
+            src_base: 0,
+            src_strides: &src_strides,
+            src_mods: None,
+            dst_base: 0,
+            dst_strides: &dst,
+        },
     )?;
     Ok(vec![out])
 }

@@ -18,7 +18,13 @@ pub fn encode(k: &mut Kern, op: &Trilu, args: &Args) -> Result<Vec<DevTensor>> {
     let diag = diag.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
     let out = k.alloc(x.dtype, x.shape.clone())?;
     let n = x.len();
-    let p = [u32_of(n, "Trilu")?, u32_of(x.shape[r - 2], "Trilu")?, u32_of(x.shape[r - 1], "Trilu")?, diag as u32, u32::from(op.upper)];
-    k.dispatch_1d("trilu", &p, &[&x.buf, &out.buf], n)?;
+    let p = [
+        u32_of(n, "Trilu")?,
+        u32_of(x.shape[r - 2], "Trilu")?,
+        u32_of(x.shape[r - 1], "Trilu")?,
+        diag as u32,
+        u32::from(op.upper),
+    ];
+    k.dispatch_1d("trilu", &p, &[x, &out], n)?;
     Ok(vec![out])
 }

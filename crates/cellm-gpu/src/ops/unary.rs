@@ -29,7 +29,10 @@ pub fn supported(op: &Unary, args: &Args) -> bool {
     let Some(x) = args.od(0) else { return false };
     match word_of(x.dtype) {
         Ok(Word::F32) => op.op != UnaryOp::Not,
-        Ok(Word::I32) => matches!(op.op, UnaryOp::Identity | UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu),
+        Ok(Word::I32) => matches!(
+            op.op,
+            UnaryOp::Identity | UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu
+        ),
         Ok(Word::Bool) => matches!(op.op, UnaryOp::Identity | UnaryOp::Not),
         Err(_) => false,
     }
@@ -43,6 +46,6 @@ pub fn encode(k: &mut Kern, op: &Unary, args: &Args) -> Result<Vec<DevTensor>> {
     let out = k.alloc(x.dtype, x.shape.clone())?;
     let n = x.len();
     let params = [u32_of(n, "Unary")?, code(op.op), word_of(x.dtype)? as u32];
-    k.dispatch_1d("unary", &params, &[&x.buf, &out.buf], n)?;
+    k.dispatch_1d("unary", &params, &[x, &out], n)?;
     Ok(vec![out])
 }

@@ -11,16 +11,24 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
     let x = args.d(1, "Where X")?;
     let y = args.d(2, "Where Y")?;
     if c.dtype != DType::Bool || x.dtype != y.dtype {
-        bail!("Where: condition {} / X {} / Y {} dtypes are invalid", c.dtype, x.dtype, y.dtype);
+        bail!(
+            "Where: condition {} / X {} / Y {} dtypes are invalid",
+            c.dtype,
+            x.dtype,
+            y.dtype
+        );
     }
     let shape = broadcast_shapes(&broadcast_shapes(&c.shape, &x.shape)?, &y.shape)?;
     let out = k.alloc(x.dtype, shape.clone())?;
     let n = out.len();
     let mut p = vec![u32_of(n, "Where")?, shape.len() as u32, 0, 0];
     p.extend(dims8(&shape, "Where")?);
-    p.extend(dims8(&broadcast_strides(&c.shape, &shape)?, "Where condition")?);
+    p.extend(dims8(
+        &broadcast_strides(&c.shape, &shape)?,
+        "Where condition",
+    )?);
     p.extend(dims8(&broadcast_strides(&x.shape, &shape)?, "Where X")?);
     p.extend(dims8(&broadcast_strides(&y.shape, &shape)?, "Where Y")?);
-    k.dispatch_1d("where_op", &p, &[&c.buf, &x.buf, &y.buf, &out.buf], n)?;
+    k.dispatch_1d("where_op", &p, &[c, x, y, &out], n)?;
     Ok(vec![out])
 }

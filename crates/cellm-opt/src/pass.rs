@@ -1,0 +1,130 @@
+//! The pass framework: rules (guard + patch) and the fixpoint pipeline.
+
+use crate::passes;
+use anyhow::{anyhow, Result};
+use cellm_ir::Graph;
+use petgraph::stable_graph::NodeIndex;
+
+/// One rewrite rule: `guard` looks at a node and, when the pattern rooted
+/// there matches, returns what `patch` needs to rewrite it.
+pub trait Rule {
+    type Match;
+    fn name(&self) -> &'static str;
+    fn guard(&self, g: &Graph, ix: NodeIndex) -> Option<Self::Match>;
+    fn patch(&self, g: &mut Graph, m: Self::Match) -> Result<()>;
+    /// Visit consumers before producers (DCE removes chains in one sweep).
+    fn reverse(&self) -> bool {
+        false
+    }
+}
+
+/// Anything the pipeline can run: one sweep over the graph, returning the
+/// number of rewrites made.
+pub trait Pass {
+    fn name(&self) -> &'static str;
+    fn run(&self, g: &mut Graph) -> Result<usize>;
+}
+
+/// Adapts a [`Rule`] into a [`Pass`]: tries the rule at every node once.
+pub struct RulePass<R: Rule>(pub R);
+
+impl<R: Rule> Pass for RulePass<R> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn run(&self, g: &mut Graph) -> Result<usize> {
+        let mut order = g.topo_order()?;
+        if self.0.reverse() {
+            order.reverse();
+        }
+        let mut n = 0;
+        for ix in order {
+            // Earlier patches may have removed this node.
+            if !g.nodes.contains_node(ix) {
+                continue;
+            }
+            if let Some(m) = self.0.guard(g, ix) {
+                let name = g.nodes[ix].name.clone();
+                self.0
+                    .patch(g, m)
+                    .map_err(|e| anyhow!("pass {} at node '{name}': {e:#}", self.0.name()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Counts of rewrites per pass, summed over all rounds.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineReport {
+    pub rounds: usize,
+    pub rewrites: Vec<(&'static str, usize)>,
+}
+
+impl PipelineReport {
+    fn add(&mut self, name: &'static str, n: usize) {
+        match self.rewrites.iter_mut().find(|(k, _)| *k == name) {
+            Some(e) => e.1 += n,
+            None => self.rewrites.push((name, n)),
+        }
+    }
+}
+
+/// Passes run in order, round after round, until a round changes nothing.
+pub struct Pipeline {
+    pub passes: Vec<Box<dyn Pass>>,
+    pub max_rounds: usize,
+}
+
+impl Pipeline {
+    pub fn new(passes: Vec<Box<dyn Pass>>) -> Pipeline {
+        Pipeline {
+            passes,
+            max_rounds: 32,
+        }
+    }
+
+    /// Cleanup and folding first (fusion guards look for constants), then the
+    /// fusions from the inside out: norms, rotary, attention, MHA layouts.
+    pub fn default_passes() -> Pipeline {
+        Pipeline::new(vec![
+            Box::new(RulePass(passes::dce::Dce)),
+            Box::new(passes::cse::Cse),
+            Box::new(RulePass(passes::shape_fold::ShapeFold)),
+            Box::new(RulePass(passes::reshape_canon::ReshapeCanon)),
+            Box::new(RulePass(passes::constant_fold::ConstantFold::default())),
+            Box::new(RulePass(passes::layer_norm::LayerNormFusion)),
+            Box::new(RulePass(passes::rms_norm::RmsNormFusion)),
+            Box::new(RulePass(passes::skip_rms_norm::SkipRmsNormFusion)),
+            Box::new(RulePass(passes::rotary::RotaryFusion::default())),
+            Box::new(RulePass(passes::attention::AttentionFusion)),
+            Box::new(RulePass(passes::mha_kv_layout::MhaKvLayout)),
+        ])
+    }
+
+    pub fn run(&self, g: &mut Graph) -> Result<PipelineReport> {
+        let mut report = PipelineReport::default();
+        g.infer_facts()?;
+        for _ in 0..self.max_rounds {
+            report.rounds += 1;
+            let mut changed = 0;
+            for p in &self.passes {
+                let n = p.run(g)?;
+                if n > 0 {
+                    // Later guards read shapes, so keep facts current.
+                    g.infer_facts()
+                        .map_err(|e| anyhow!("after pass {}: {e:#}", p.name()))?;
+                }
+                report.add(p.name(), n);
+                changed += n;
+            }
+            if changed == 0 {
+                break;
+            }
+        }
+        passes::dce::prune_initializers(g);
+        g.validate()?;
+        Ok(report)
+    }
+}
