@@ -65,8 +65,14 @@ impl LlamaConfig {
             head_dim: get("head_dim").unwrap_or(hidden / heads),
             vocab_size: need("vocab_size")?,
             // HF LlamaConfig defaults.
-            rms_norm_eps: tc.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6) as f32,
-            rope_theta: tc.get("rope_theta").and_then(Value::as_f64).unwrap_or(10000.0) as f32,
+            rms_norm_eps: tc
+                .get("rms_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-6) as f32,
+            rope_theta: tc
+                .get("rope_theta")
+                .and_then(Value::as_f64)
+                .unwrap_or(10000.0) as f32,
             max_position_embeddings: get("max_position_embeddings").unwrap_or(2048),
             tie_word_embeddings: tie,
         })

@@ -48,8 +48,8 @@ fn is_gguf(input: &Path) -> Result<bool> {
         return Ok(false);
     }
     let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(input)
-        .with_context(|| format!("cannot open {}", input.display()))?;
+    let mut f =
+        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     Ok(f.read_exact(&mut magic).is_ok() && &magic == b"GGUF")
 }
 

@@ -92,7 +92,10 @@ impl WeightTensor {
             bail!("tensor '{}' {:?} is not 2-D", self.name, self.shape);
         };
         if r >= rows {
-            bail!("row {r} is out of range for '{}' with {rows} rows", self.name);
+            bail!(
+                "row {r} is out of range for '{}' with {rows} rows",
+                self.name
+            );
         }
         let row_bytes = self.dtype.nbytes(&[cols])?;
         quant::dequantize(
@@ -175,7 +178,7 @@ impl CellmFile {
         let header_end = PREAMBLE
             .checked_add(header_len)
             .context("header length overflows")?;
-        if data_offset < header_end || data_offset % ALIGN != 0 {
+        if data_offset < header_end || !data_offset.is_multiple_of(ALIGN) {
             bail!("corrupt preamble: data offset {data_offset} with a {header_len}-byte header");
         }
         let end = data_offset
@@ -193,8 +196,8 @@ impl CellmFile {
                 bail!("checksum mismatch (stored {checksum:016x}, computed {got:016x}): the file is corrupt");
             }
         }
-        let header: Header = serde_json::from_slice(&b[PREAMBLE..header_end])
-            .context("corrupt JSON header")?;
+        let header: Header =
+            serde_json::from_slice(&b[PREAMBLE..header_end]).context("corrupt JSON header")?;
         let data = all.slice(data_offset..end);
         let mut index = HashMap::new();
         for (i, t) in header.tensors.iter().enumerate() {
@@ -202,8 +205,10 @@ impl CellmFile {
                 .dtype
                 .nbytes(&t.shape)
                 .with_context(|| format!("tensor '{}'", t.name))?;
-            let tend = t.offset.checked_add(t.size).unwrap_or(u64::MAX);
-            if t.size as usize != want || tend as usize > data_len || t.offset as usize % ALIGN != 0
+            let tend = t.offset.saturating_add(t.size);
+            if t.size as usize != want
+                || tend as usize > data_len
+                || !(t.offset as usize).is_multiple_of(ALIGN)
             {
                 bail!(
                     "corrupt tensor table: '{}' ({} {:?}) at {}+{} does not fit the {data_len}-byte data section",
@@ -236,12 +241,9 @@ impl CellmFile {
 
     /// The tensor `name`, sharing the mapped bytes.
     pub fn tensor(&self, name: &str) -> Result<WeightTensor> {
-        let e = self.entry(name).ok_or_else(|| {
-            anyhow!(
-                "{}: no tensor named '{name}'",
-                self.path.display()
-            )
-        })?;
+        let e = self
+            .entry(name)
+            .ok_or_else(|| anyhow!("{}: no tensor named '{name}'", self.path.display()))?;
         let start = e.offset as usize;
         Ok(WeightTensor {
             name: e.name.clone(),

@@ -197,7 +197,9 @@ impl Gguf {
         for _ in 0..n_kv {
             let key = c.string()?;
             let ty = c.u32()?;
-            let v = c.value(ty, 0).with_context(|| format!("metadata '{key}'"))?;
+            let v = c
+                .value(ty, 0)
+                .with_context(|| format!("metadata '{key}'"))?;
             metadata.insert(key, v);
         }
         let mut tensors = Vec::new();
@@ -421,7 +423,7 @@ fn hf_name(gguf: &str) -> Result<String> {
 /// Row order that undoes llama.cpp's q/k permutation: HF row (h, j, i) of a
 /// head with `head_dim` rows is GGUF row (h, i, j), j ∈ {0,1}, i < head_dim/2.
 pub fn unpermute_rows(rows: usize, heads: usize) -> Result<Vec<usize>> {
-    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
+    if heads == 0 || !rows.is_multiple_of(heads) || !(rows / heads).is_multiple_of(2) {
         bail!("{rows} rows cannot be split into {heads} heads of even size");
     }
     let hd = rows / heads;
@@ -454,11 +456,7 @@ pub fn convert(g: &Gguf, dtype: ConvertDType) -> Result<Converted> {
         .as_u64()
         .unwrap_or(heads as u64) as usize;
     let tokenizer = g.tokenizer_json()?;
-    let id = |k: &str| {
-        g.get(k)
-            .and_then(GgufValue::as_u64)
-            .map(|v| v as u32)
-    };
+    let id = |k: &str| g.get(k).and_then(GgufValue::as_u64).map(|v| v as u32);
     let mut eos = vec![];
     if let Some(e) = id("tokenizer.ggml.eos_token_id") {
         eos.push(e);

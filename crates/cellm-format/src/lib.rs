@@ -18,7 +18,9 @@ pub mod tokenizer;
 
 pub use config::LlamaConfig;
 pub use convert::{convert_file, ConvertDType};
-pub use format::{write_cellm, CellmFile, GenerationDefaults, Header, PendingTensor, TensorEntry, WeightTensor};
+pub use format::{
+    write_cellm, CellmFile, GenerationDefaults, Header, PendingTensor, TensorEntry, WeightTensor,
+};
 pub use llama_graph::{build_llama_decoder, Embedder, LlamaDecoder, LlamaGraphOptions};
 pub use quant::WeightDType;
 pub use tokenizer::ModelTokenizer;

@@ -213,7 +213,8 @@ fn vector_weight(file: &CellmFile, name: &str, len: usize) -> Result<Tensor> {
 
 /// Builds the decoder graph and the embedder from a `.cellm` llama file.
 pub fn build_llama_decoder(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecoder> {
-    build_inner(file, opts).with_context(|| format!("building the llama decoder from {}", file.path.display()))
+    build_inner(file, opts)
+        .with_context(|| format!("building the llama decoder from {}", file.path.display()))
 }
 
 fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecoder> {
@@ -280,18 +281,23 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
     );
     let mut pasts = vec![];
     for l in 0..cfg.num_hidden_layers {
-        let k = b
-            .g
-            .add_input(&format!("past_key_values.{l}.key"), kv_fact.clone());
-        let v = b
-            .g
-            .add_input(&format!("past_key_values.{l}.value"), kv_fact.clone());
+        let k =
+            b.g.add_input(&format!("past_key_values.{l}.key"), kv_fact.clone());
+        let v =
+            b.g.add_input(&format!("past_key_values.{l}.value"), kv_fact.clone());
         pasts.push((k, v));
     }
 
     // Additive attention bias [B,1,S,T]: key t is hidden from query s when
     // t > position_ids[s] (causal) or attention_mask[t] == 0 (padding).
-    let mask_shape = b.op(Op::Shape(Shape { start: 0, end: None }), &[mask], "mask_shape")?;
+    let mask_shape = b.op(
+        Op::Shape(Shape {
+            start: 0,
+            end: None,
+        }),
+        &[mask],
+        "mask_shape",
+    )?;
     let one_idx = b.konst("idx1", Tensor::scalar(1i64));
     let total = b.op(
         Op::Gather(Gather { axis: 0 }),
@@ -333,12 +339,10 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
     let (cos, sin) = rope_caches(cfg.rope_theta, hd, cfg.max_position_embeddings);
     let half = hd / 2;
     let max_pos = cfg.max_position_embeddings;
-    let cos = b
-        .g
-        .add_initializer("cos_cache", Tensor::from_vec(vec![max_pos, half], cos));
-    let sin = b
-        .g
-        .add_initializer("sin_cache", Tensor::from_vec(vec![max_pos, half], sin));
+    let cos =
+        b.g.add_initializer("cos_cache", Tensor::from_vec(vec![max_pos, half], cos));
+    let sin =
+        b.g.add_initializer("sin_cache", Tensor::from_vec(vec![max_pos, half], sin));
     let rope = |heads: usize| {
         Op::RotaryEmbedding(RotaryEmbedding {
             interleaved: false,
@@ -361,7 +365,8 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
             Ok(b.g.add_initializer(&full, t))
         };
         let ln1 = vector_weight(file, &format!("{p}.input_layernorm.weight"), h)?;
-        let ln1 = b.g.add_initializer(&format!("{p}.input_layernorm.weight"), ln1);
+        let ln1 =
+            b.g.add_initializer(&format!("{p}.input_layernorm.weight"), ln1);
         let xn = b.rms_norm(x, ln1, cfg.rms_norm_eps, &format!("l{l}_attn_norm"))?;
         let (wq, wk, wv, wo) = (
             w(&mut b, "self_attn.q_proj")?,
@@ -417,7 +422,11 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
                     &[present],
                     &format!("l{l}_{kind}_u"),
                 )?;
-                let e = b.op(Op::Expand(Expand), &[u, rep_shape], &format!("l{l}_{kind}_rep"))?;
+                let e = b.op(
+                    Op::Expand(Expand),
+                    &[u, rep_shape],
+                    &format!("l{l}_{kind}_rep"),
+                )?;
                 present = b.op(
                     Op::Reshape(Reshape { allowzero: false }),
                     &[e, merged_heads],
@@ -450,9 +459,8 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
         let o = b.op(Op::MatMul(MatMul), &[attn, wo], &format!("l{l}_o"))?;
         let x1 = b.bin(BinaryOp::Add, x, o, &format!("l{l}_res1"))?;
         let ln2 = vector_weight(file, &format!("{p}.post_attention_layernorm.weight"), h)?;
-        let ln2 = b
-            .g
-            .add_initializer(&format!("{p}.post_attention_layernorm.weight"), ln2);
+        let ln2 =
+            b.g.add_initializer(&format!("{p}.post_attention_layernorm.weight"), ln2);
         let xn2 = b.rms_norm(x1, ln2, cfg.rms_norm_eps, &format!("l{l}_mlp_norm"))?;
         let (wg, wu, wd) = (
             w(&mut b, "mlp.gate_proj")?,

@@ -141,7 +141,7 @@ pub fn dequantize(dtype: WeightDType, data: &[u8], numel: usize) -> Result<Vec<f
 /// Encodes f32 values as `dtype`, with ggml's reference quantizers
 /// (`quantize_row_q4_0_ref` etc.), so re-quantizing is what llama.cpp would do.
 pub fn quantize(dtype: WeightDType, values: &[f32]) -> Result<Vec<u8>> {
-    if values.len() % dtype.block_elems() != 0 {
+    if !values.len().is_multiple_of(dtype.block_elems()) {
         bail!(
             "{dtype}: {} values are not whole blocks of {}",
             values.len(),

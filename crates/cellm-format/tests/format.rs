@@ -26,7 +26,10 @@ fn random_values(rng: &mut impl Rng, n: usize) -> Vec<f32> {
 }
 
 /// Writes one tensor of each dtype; returns (name, dtype, shape, bytes).
-fn write_sample(path: &Path, rng: &mut impl Rng) -> Vec<(String, WeightDType, Vec<usize>, Vec<u8>)> {
+fn write_sample(
+    path: &Path,
+    rng: &mut impl Rng,
+) -> Vec<(String, WeightDType, Vec<usize>, Vec<u8>)> {
     let specs = [
         ("a.f32", WeightDType::F32, vec![3usize, 5]),
         ("b.f16", WeightDType::F16, vec![7]),
@@ -80,7 +83,11 @@ fn round_trip_every_dtype_zero_copy() {
         assert_eq!(&t.shape, shape, "{name}");
         assert_eq!(&t.data[..], &bytes[..], "{name}");
         // Data is aligned in the file, so typed views need no copy.
-        assert_eq!(t.data.as_ptr() as usize % 64, 0, "{name} is 64-byte aligned");
+        assert_eq!(
+            t.data.as_ptr() as usize % 64,
+            0,
+            "{name} is 64-byte aligned"
+        );
     }
     // f32 tensors become IR tensors over the same memory.
     let t = f.tensor("a.f32").expect("tensor");
@@ -119,7 +126,10 @@ fn corrupt_and_truncated_files_are_named_errors() {
         let p = tmp("truncated.cellm");
         std::fs::write(&p, &good[..keep]).expect("write");
         let e = format!("{:#}", CellmFile::open(&p).err().expect("must fail"));
-        assert!(e.contains("truncated") && e.contains("truncated.cellm"), "{keep}: {e}");
+        assert!(
+            e.contains("truncated") && e.contains("truncated.cellm"),
+            "{keep}: {e}"
+        );
     }
 
     // Wrong magic.
@@ -139,7 +149,10 @@ fn corrupt_and_truncated_files_are_named_errors() {
     assert_ne!(header, broken);
     t[64..64 + json_len].copy_from_slice(broken.as_bytes());
     std::fs::write(&p, &t).expect("write");
-    let e = format!("{:#}", CellmFile::open_unverified(&p).err().expect("must fail"));
+    let e = format!(
+        "{:#}",
+        CellmFile::open_unverified(&p).err().expect("must fail")
+    );
     assert!(e.contains("corrupt tensor table"), "{e}");
 }
 

@@ -46,7 +46,8 @@ impl Default for SessionOptions {
 /// A graph bound to a device, with its weights uploaded.
 pub struct GpuSession {
     ctx: Arc<GpuContext>,
-    graph: Graph,
+    // Boxed: keeps the session small next to a CPU graph in enums.
+    graph: Box<Graph>,
     order: Vec<NodeIndex>,
     /// Initializers on the device, uploaded once (floats at creation, the
     /// few integer ones that device kernels read on first use).
@@ -129,10 +130,17 @@ impl GpuSession {
             pipelines: Mutex::new(HashMap::new()),
             opts,
             last_stats: Mutex::new(RunStats::default()),
-            graph,
+            graph: Box::new(graph),
         };
         {
-            let mut k = Kern::new(&session.ctx, &session.pipelines, KernConfig { poison: false, ..session.cfg });
+            let mut k = Kern::new(
+                &session.ctx,
+                &session.pipelines,
+                KernConfig {
+                    poison: false,
+                    ..session.cfg
+                },
+            );
             let mut w = HashMap::new();
             for (&v, t) in &session.graph.initializers {
                 if matches!(t.dtype(), DType::F32 | DType::F16) {
@@ -157,6 +165,18 @@ impl GpuSession {
 
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
+    }
+
+    /// Device bytes held by the uploaded weights (f16 weights stay f16).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weights
+            .lock()
+            .map(|w| {
+                w.values()
+                    .flat_map(|t| t.store.chunks.iter().map(|b| b.size()))
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Counters of the last run (dispatches, submits, readbacks, host ops).

@@ -178,7 +178,12 @@ pub struct KernConfig {
 
 impl KernConfig {
     /// The device's limits, optionally lowered (tests force small chunks).
-    pub fn new(ctx: &GpuContext, caps: Caps, max_binding_override: Option<u64>, poison: bool) -> Result<KernConfig> {
+    pub fn new(
+        ctx: &GpuContext,
+        caps: Caps,
+        max_binding_override: Option<u64>,
+        poison: bool,
+    ) -> Result<KernConfig> {
         let mut max = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -287,7 +292,11 @@ impl<'a> Kern<'a> {
 
     /// A compute pipeline for `name` under these binding layouts (compiled
     /// once per session and layout).
-    fn pipeline(&self, name: &str, layouts: &[shaders::BindLayout]) -> Result<Arc<wgpu::ComputePipeline>> {
+    fn pipeline(
+        &self,
+        name: &str,
+        layouts: &[shaders::BindLayout],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         let mut key = name.to_string();
         for l in layouts {
             key.push_str(if l.half { " h" } else { " w" });
@@ -434,7 +443,11 @@ impl<'a> Kern<'a> {
     /// Copies all of `src` into `dst` (same dtype and element count).
     pub fn copy(&mut self, src: &DevTensor, dst: &DevTensor) -> Result<()> {
         if src.len() != dst.len() || src.store.half != dst.store.half {
-            bail!("copy between mismatched tensors {:?} and {:?}", src.shape, dst.shape);
+            bail!(
+                "copy between mismatched tensors {:?} and {:?}",
+                src.shape,
+                dst.shape
+            );
         }
         let pairs: Vec<(wgpu::Buffer, wgpu::Buffer)> = src
             .store
@@ -560,7 +573,11 @@ impl<'a> Kern<'a> {
             let n = t.len();
             let need = n * elem_bytes(t.dtype)? as usize;
             if bytes.len() < need {
-                bail!("readback of {:?}: {} bytes, expected {need}", t.shape, bytes.len());
+                bail!(
+                    "readback of {:?}: {} bytes, expected {need}",
+                    t.shape,
+                    bytes.len()
+                );
             }
             let shape = t.shape.clone();
             let tensor = if t.dtype == DType::F16 {
@@ -575,12 +592,22 @@ impl<'a> Kern<'a> {
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
                 match t.dtype {
-                    DType::F32 => Tensor::from_vec(shape, words.iter().map(|&w| f32::from_bits(w)).collect()),
-                    DType::I64 => Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i64).collect()),
-                    DType::I32 => Tensor::from_vec(shape, words.iter().map(|&w| w as i32).collect()),
-                    DType::I8 => Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i8).collect()),
+                    DType::F32 => {
+                        Tensor::from_vec(shape, words.iter().map(|&w| f32::from_bits(w)).collect())
+                    }
+                    DType::I64 => {
+                        Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i64).collect())
+                    }
+                    DType::I32 => {
+                        Tensor::from_vec(shape, words.iter().map(|&w| w as i32).collect())
+                    }
+                    DType::I8 => {
+                        Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i8).collect())
+                    }
                     DType::U8 => Tensor::from_vec(shape, words.iter().map(|&w| w as u8).collect()),
-                    DType::Bool => Tensor::from_bools(shape, words.iter().map(|&w| w != 0).collect()),
+                    DType::Bool => {
+                        Tensor::from_bools(shape, words.iter().map(|&w| w != 0).collect())
+                    }
                     DType::F16 | DType::F64 => bail!("unexpected dtype {}", t.dtype),
                 }
             };

@@ -2,6 +2,9 @@
 //!
 //! - [`device`]: adapter selection (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`) and
 //!   the capability set (SHADER_F16, SUBGROUP).
+//! - [`kernel`]: device storage (f32 words, f16 halves, tensors split over
+//!   several buffers when larger than one binding), dispatch and transfers.
+//! - [`shaders`]: WGSL assembly with per-binding generated accessors.
 //! - [`executor`]: [`GpuSession`], same run contract as `cellm_cpu::run`.
 //! - [`ops`]: one file per op; WGSL sources in `/shaders`.
 

@@ -175,7 +175,10 @@ fn emit_binding(
         if chunks == 1 {
             let _ = write!(body, "{ret_kw}{prefix}_c{name}_0(i{call_args});");
         } else {
-            let _ = write!(body, "let c = i / {chunk_elems}u; let o = i % {chunk_elems}u; ");
+            let _ = write!(
+                body,
+                "let c = i / {chunk_elems}u; let o = i % {chunk_elems}u; "
+            );
             for c in 0..chunks - 1 {
                 let _ = write!(
                     body,
@@ -217,7 +220,7 @@ pub fn source(name: &str, caps: Caps, layouts: &[BindLayout], chunk_bytes: u64) 
             layouts.len()
         );
     }
-    if chunk_bytes < 4 || chunk_bytes % 4 != 0 {
+    if chunk_bytes < 4 || !chunk_bytes.is_multiple_of(4) {
         bail!("chunk size {chunk_bytes} must be a positive multiple of 4 bytes");
     }
     let native = caps.shader_f16;

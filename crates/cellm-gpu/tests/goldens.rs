@@ -9,6 +9,9 @@
 //! implementations, and torch vs onnxruntime already differ by 1.2e-4 on micro;
 //! fp16 graphs ≤ 2e-2·max(1, max|ort|) — one f16 ulp at |x| ≈ 16 is 1.6e-2.
 //! Greedy tokens must be identical.
+//!
+//! The fp16 graphs also run with SHADER_F16 ignored (halves packed in u32
+//! words), and two graphs with every tensor above 1 MiB split over bindings.
 
 mod common;
 
@@ -126,13 +129,30 @@ impl Check {
     }
 }
 
-fn session(g: Graph) -> Option<GpuSession> {
+/// Session variants: the default, the packed-f16 kernels (SHADER_F16 ignored),
+/// and every tensor above 1 MiB split over several bindings.
+#[derive(Clone, Copy)]
+enum Mode {
+    Default,
+    NoShaderF16,
+    Split1MiB,
+}
+
+fn session(g: Graph, mode: Mode) -> Option<GpuSession> {
     let ctx = common::gpu()?;
     let name = g.name.clone();
-    Some(
-        GpuSession::with_context(ctx, g, SessionOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e:#}")),
-    )
+    let opts = match mode {
+        Mode::Default => SessionOptions::default(),
+        Mode::NoShaderF16 => SessionOptions {
+            disable_shader_f16: true,
+            ..SessionOptions::default()
+        },
+        Mode::Split1MiB => SessionOptions {
+            max_binding_bytes_override: Some(1 << 20),
+            ..SessionOptions::default()
+        },
+    };
+    Some(GpuSession::with_context(ctx, g, opts).unwrap_or_else(|e| panic!("{name}: {e:#}")))
 }
 
 fn run(s: &GpuSession, inputs: Vec<(&str, Tensor)>) -> HashMap<String, Tensor> {
@@ -156,10 +176,10 @@ fn input_dtype(g: &Graph, name: &str) -> DType {
     g.values[v].fact.as_ref().expect("declared input").dtype
 }
 
-fn vision(size: &str, suffix: &str, dir: &str, tol: f64) {
+fn vision(size: &str, suffix: &str, dir: &str, tol: f64, mode: Mode) {
     let mut c = Check::new();
     let g = load(&format!("{size}/onnx/vision_encoder{suffix}.onnx"));
-    let Some(g) = session(g) else { return };
+    let Some(g) = session(g, mode) else { return };
     let pv = read(&format!("{size}/golden/pixel_values.npy"));
     let mask = read(&format!("{size}/golden/pixel_attention_mask.npy"));
     let out = run(
@@ -198,10 +218,10 @@ fn vision(size: &str, suffix: &str, dir: &str, tol: f64) {
     c.finish(&format!("{size} vision_encoder{suffix}"));
 }
 
-fn embed(size: &str, suffix: &str, dir: &str, tol: f64) {
+fn embed(size: &str, suffix: &str, dir: &str, tol: f64, mode: Mode) {
     let mut c = Check::new();
     let g = load(&format!("{size}/onnx/embed_tokens{suffix}.onnx"));
-    let Some(g) = session(g) else { return };
+    let Some(g) = session(g, mode) else { return };
     let ids = read(&format!("{size}/golden/input_ids.npy"));
     let out = run(&g, vec![("input_ids", ids)]);
     c.close(
@@ -214,7 +234,7 @@ fn embed(size: &str, suffix: &str, dir: &str, tol: f64) {
 }
 
 /// Prefill plus three decode steps, each fed the previous step's present.*.
-fn decoder(size: &str, file: &str, dir: &str, tol: f64) {
+fn decoder(size: &str, file: &str, dir: &str, tol: f64, mode: Mode) {
     let mut c = Check::new();
     let g = load(&format!("{size}/{file}"));
     let n_layers = g
@@ -236,7 +256,24 @@ fn decoder(size: &str, file: &str, dir: &str, tol: f64) {
     let mut past: Vec<Tensor> = (0..2 * n_layers)
         .map(|_| Tensor::zeros(kv_fact.dtype, vec![1, kv_shape[1], 0, kv_shape[3]]))
         .collect();
-    let Some(g) = session(g) else { return };
+    // Float weights sit on the device at their own width (f16 as halves).
+    let host_bytes: u64 = g
+        .initializers
+        .values()
+        .filter(|t| matches!(t.dtype(), DType::F32 | DType::F16))
+        .map(|t| {
+            (t.len() as u64 * t.dtype().size() as u64)
+                .div_ceil(4)
+                .max(1)
+                * 4
+        })
+        .sum();
+    let Some(g) = session(g, mode) else { return };
+    println!(
+        "  weights on the device: {} bytes (host {host_bytes})",
+        g.weight_bytes()
+    );
+    assert_eq!(g.weight_bytes(), host_bytes, "device weight bytes");
     let want_tokens = read_golden(size, dir, "argmax_tokens.npy")
         .to_i64_vec()
         .expect("tokens");
@@ -329,15 +366,21 @@ const F16_TOL: f64 = 2e-2;
 
 #[test]
 fn micro_vision_fp32() {
-    vision("micro", "", "golden", F32_TOL);
+    vision("micro", "", "golden", F32_TOL, Mode::Default);
 }
 #[test]
 fn micro_embed_fp32() {
-    embed("micro", "", "golden", F32_TOL);
+    embed("micro", "", "golden", F32_TOL, Mode::Default);
 }
 #[test]
 fn micro_decoder_fp32() {
-    decoder("micro", "onnx/decoder_model_merged.onnx", "golden", F32_TOL);
+    decoder(
+        "micro",
+        "onnx/decoder_model_merged.onnx",
+        "golden",
+        F32_TOL,
+        Mode::Default,
+    );
 }
 #[test]
 fn micro_torchscript_decoder_fp32() {
@@ -346,15 +389,16 @@ fn micro_torchscript_decoder_fp32() {
         "onnx_torchscript/decoder_model_merged.onnx",
         "golden",
         F32_TOL,
+        Mode::Default,
     );
 }
 #[test]
 fn micro_vision_fp16() {
-    vision("micro", "_fp16", "golden_fp16", F16_TOL);
+    vision("micro", "_fp16", "golden_fp16", F16_TOL, Mode::Default);
 }
 #[test]
 fn micro_embed_fp16() {
-    embed("micro", "_fp16", "golden_fp16", F16_TOL);
+    embed("micro", "_fp16", "golden_fp16", F16_TOL, Mode::Default);
 }
 #[test]
 fn micro_decoder_fp16() {
@@ -363,19 +407,59 @@ fn micro_decoder_fp16() {
         "onnx/decoder_model_merged_fp16.onnx",
         "golden_fp16",
         F16_TOL,
+        Mode::Default,
     );
 }
 #[test]
 fn tiny_vision_fp32() {
-    vision("tiny", "", "golden", F32_TOL);
+    vision("tiny", "", "golden", F32_TOL, Mode::Default);
 }
 #[test]
 fn tiny_embed_fp32() {
-    embed("tiny", "", "golden", F32_TOL);
+    embed("tiny", "", "golden", F32_TOL, Mode::Default);
 }
 #[test]
 fn tiny_decoder_fp32() {
-    decoder("tiny", "onnx/decoder_model_merged.onnx", "golden", F32_TOL);
+    decoder(
+        "tiny",
+        "onnx/decoder_model_merged.onnx",
+        "golden",
+        F32_TOL,
+        Mode::Default,
+    );
+}
+
+#[test]
+fn micro_vision_fp16_packed() {
+    vision("micro", "_fp16", "golden_fp16", F16_TOL, Mode::NoShaderF16);
+}
+#[test]
+fn micro_embed_fp16_packed() {
+    embed("micro", "_fp16", "golden_fp16", F16_TOL, Mode::NoShaderF16);
+}
+#[test]
+fn micro_decoder_fp16_packed() {
+    decoder(
+        "micro",
+        "onnx/decoder_model_merged_fp16.onnx",
+        "golden_fp16",
+        F16_TOL,
+        Mode::NoShaderF16,
+    );
+}
+#[test]
+fn micro_embed_fp16_split() {
+    embed("micro", "_fp16", "golden_fp16", F16_TOL, Mode::Split1MiB);
+}
+#[test]
+fn micro_decoder_fp32_split() {
+    decoder(
+        "micro",
+        "onnx/decoder_model_merged.onnx",
+        "golden",
+        F32_TOL,
+        Mode::Split1MiB,
+    );
 }
 
 #[test]

@@ -914,9 +914,7 @@ fn large_and_split_tensors() {
     // 4.3M elements: more than 65535 workgroups of 64 threads.
     check(
         "Neg over 4.3M elements",
-        Op::Unary(Unary {
-            op: UnaryOp::Neg,
-        }),
+        Op::Unary(Unary { op: UnaryOp::Neg }),
         vec![In::Run(randf(&mut r, &[4_300_000], -1.0, 1.0))],
         0.0,
     );

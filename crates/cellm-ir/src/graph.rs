@@ -308,7 +308,8 @@ impl Graph {
             && self.values[old].producer.is_none();
         if new_is_plain {
             // Swap names so the graph output is still called what it was.
-            let (old_name, new_name) = (self.values[old].name.clone(), self.values[new].name.clone());
+            let (old_name, new_name) =
+                (self.values[old].name.clone(), self.values[new].name.clone());
             self.values[old].name = new_name.clone();
             self.values[new].name = old_name.clone();
             self.value_by_name.insert(old_name, new);

@@ -6,6 +6,7 @@
 //! backend runs an optimised graph unchanged.
 
 pub mod pass;
+pub use pass::RulePass;
 pub mod passes;
 pub mod pattern;
 pub mod stats;

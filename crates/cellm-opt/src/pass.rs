@@ -92,6 +92,7 @@ impl Pipeline {
             Box::new(RulePass(passes::dce::Dce)),
             Box::new(passes::cse::Cse),
             Box::new(RulePass(passes::shape_fold::ShapeFold)),
+            Box::new(RulePass(passes::where_fold::WhereFold)),
             Box::new(RulePass(passes::reshape_canon::ReshapeCanon)),
             Box::new(RulePass(passes::constant_fold::ConstantFold::default())),
             Box::new(RulePass(passes::layer_norm::LayerNormFusion)),

@@ -69,7 +69,11 @@ pub fn unary(g: &Graph, v: ValueId, op: UnaryOp) -> Option<(NodeIndex, ValueId)>
 }
 
 /// `(a, b)` or `(b, a)`: the pair where `first` accepts the first element.
-pub fn either<T>(a: ValueId, b: ValueId, mut first: impl FnMut(ValueId) -> Option<T>) -> Option<(T, ValueId)> {
+pub fn either<T>(
+    a: ValueId,
+    b: ValueId,
+    mut first: impl FnMut(ValueId) -> Option<T>,
+) -> Option<(T, ValueId)> {
     if let Some(t) = first(a) {
         return Some((t, b));
     }
@@ -114,10 +118,9 @@ pub fn add_const(g: &mut Graph, hint: &str, t: Tensor) -> ValueId {
 pub fn float_tensor(dtype: DType, shape: Vec<usize>, values: Vec<f32>) -> Result<Tensor> {
     Ok(match dtype {
         DType::F32 => Tensor::from_vec(shape, values),
-        DType::F16 => Tensor::from_vec(
-            shape,
-            values.into_iter().map(half::f16::from_f32).collect(),
-        ),
+        DType::F16 => {
+            Tensor::from_vec(shape, values.into_iter().map(half::f16::from_f32).collect())
+        }
         other => anyhow::bail!("cannot make a float tensor of {other}"),
     })
 }

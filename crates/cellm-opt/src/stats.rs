@@ -24,12 +24,10 @@ pub fn is_kernel(g: &Graph, ix: NodeIndex) -> bool {
     if is_view(&n.op) || matches!(n.op, Op::Shape(_)) {
         return false;
     }
-    n.outputs.iter().flatten().any(|&v| {
-        g.values[v]
-            .fact
-            .as_ref()
-            .is_none_or(|f| f.dtype.is_float())
-    })
+    n.outputs
+        .iter()
+        .flatten()
+        .any(|&v| g.values[v].fact.as_ref().is_none_or(|f| f.dtype.is_float()))
 }
 
 /// Kernel op names in topological order.
@@ -79,7 +77,12 @@ pub fn value_bytes(
     bindings: &std::collections::HashMap<String, usize>,
 ) -> Option<usize> {
     let f = g.values[v].fact.as_ref()?;
-    let dims: Option<Vec<usize>> = f.shape.as_ref()?.iter().map(|d| resolve(d, bindings)).collect();
+    let dims: Option<Vec<usize>> = f
+        .shape
+        .as_ref()?
+        .iter()
+        .map(|d| resolve(d, bindings))
+        .collect();
     Some(dims?.iter().product::<usize>() * f.dtype.size())
 }
 

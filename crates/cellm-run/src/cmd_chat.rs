@@ -108,10 +108,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
             .with_context(|| format!("{}", a.model.display()))?,
     };
     let gen_defaults = file.header.generation.clone();
-    let name_of = |id: Option<u32>| {
-        id.and_then(|i| tok.id_to_token(i))
-            .unwrap_or_default()
-    };
+    let name_of = |id: Option<u32>| id.and_then(|i| tok.id_to_token(i)).unwrap_or_default();
     let text = if a.chat {
         let template = match a.chat_format {
             ChatFormat::Auto => match &file.header.chat_template {

@@ -19,6 +19,10 @@ pub struct ExecArgs {
     pub outputs: PathBuf,
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+    /// Run the graph this many times and report the median run time (a
+    /// timing mode; the first run includes pipeline compilation).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 pub fn run(a: ExecArgs) -> Result<()> {
@@ -40,15 +44,31 @@ pub fn run(a: ExecArgs) -> Result<()> {
         let t = npy::read(&path).with_context(|| format!("input '{name}'"))?;
         inputs.insert(name.to_string(), t);
     }
-    let t1 = std::time::Instant::now();
-    let outputs = exe
-        .run(&inputs)
-        .with_context(|| format!("running {}", a.model.display()))?;
-    let run_s = t1.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut outputs = HashMap::new();
+    for _ in 0..a.repeat.max(1) {
+        let t1 = std::time::Instant::now();
+        outputs = exe
+            .run(&inputs)
+            .with_context(|| format!("running {}", a.model.display()))?;
+        times.push(t1.elapsed().as_secs_f64());
+    }
+    let run_s = times[0];
     eprintln!(
         "{}: loaded in {load_s:.3} s, ran in {run_s:.3} s",
         backend.name()
     );
+    if times.len() > 1 {
+        let first = times[0];
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "{} runs: median {:.4} s, min {:.4} s, max {:.4} s (first {first:.4} s)",
+            times.len(),
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1]
+        );
+    }
     std::fs::create_dir_all(&a.outputs)
         .with_context(|| format!("cannot create {}", a.outputs.display()))?;
     for &v in &graph.outputs {

@@ -8,6 +8,7 @@ mod cmd_exec;
 mod cmd_graph;
 mod cmd_inspect;
 mod cmd_preprocess;
+mod cmd_stats;
 mod cmd_vlm;
 mod embedded;
 
@@ -33,6 +34,8 @@ enum Command {
     Inspect(cmd_inspect::InspectArgs),
     /// Write a graph as Graphviz DOT.
     Graph(cmd_graph::GraphArgs),
+    /// Per-graph statistics: nodes and kernels before/after passes, peak bytes.
+    Stats(cmd_stats::StatsArgs),
     /// Answer a prompt about images with a SmolVLM model folder (or the bundled demo).
     Vlm(cmd_vlm::VlmArgs),
     /// Run only the Idefics3 processor and write its tensors as .npy.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Exec(a) => cmd_exec::run(a),
         Command::Inspect(a) => cmd_inspect::run(a),
         Command::Graph(a) => cmd_graph::run(a),
+        Command::Stats(a) => cmd_stats::run(a),
         Command::Vlm(a) => cmd_vlm::run(a),
         Command::Preprocess(a) => cmd_preprocess::run(a),
         Command::Devices(a) => cmd_devices::run(a),

@@ -114,11 +114,7 @@ fn smollm2_f32_matches_llama_cpp_greedy() {
     let tmp = std::env::temp_dir().join(format!("cellm-chat-test-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let model = tmp.join("smollm2-f32.cellm");
-    convert(
-        &dir.join("SmolLM2-135M-Instruct.Q4_1.gguf"),
-        &model,
-        "f32",
-    );
+    convert(&dir.join("SmolLM2-135M-Instruct.Q4_1.gguf"), &model, "f32");
     for case in goldens["cases"].as_array().expect("cases") {
         let name = case["name"].as_str().expect("name");
         let want = ids(&case["generated_ids"]);

@@ -33,11 +33,6 @@ pub fn encode(k: &mut Kern, op: &LayerNormalization, args: &Args) -> Result<Vec<
     ];
     let bias_buf = bias.as_ref().unwrap_or(&scale);
     let n = if inner == 0 { 0 } else { rows };
-    k.dispatch_groups(
-        "layer_norm",
-        &p,
-        &[x, &scale, bias_buf, &y, &mean, &inv],
-        n,
-    )?;
+    k.dispatch_groups("layer_norm", &p, &[x, &scale, bias_buf, &y, &mean, &inv], n)?;
     Ok(vec![y, mean, inv])
 }

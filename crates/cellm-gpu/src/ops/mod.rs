@@ -81,30 +81,6 @@ pub fn param_inputs(op: &Op) -> &'static [usize] {
     }
 }
 
-/// Ops that only move or select words, so f16 values stay exactly f16.
-pub fn moves_only(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Reshape(_)
-            | Op::Squeeze(_)
-            | Op::Unsqueeze(_)
-            | Op::Flatten(_)
-            | Op::Transpose(_)
-            | Op::Slice(_)
-            | Op::Expand(_)
-            | Op::Tile(_)
-            | Op::Concat(_)
-            | Op::Split(_)
-            | Op::Gather(_)
-            | Op::GatherND(_)
-            | Op::ScatterND(_)
-            | Op::Where(_)
-            | Op::Trilu(_)
-            | Op::ConstantOfShape(_)
-            | Op::Cast(_)
-    )
-}
-
 /// Whether the device kernels handle this op with these inputs; the executor
 /// runs the op on the host otherwise.
 pub fn device_supported(op: &Op, args: &Args) -> bool {

@@ -86,11 +86,6 @@ pub fn encode(k: &mut Kern, op: &RotaryEmbedding, args: &Args) -> Result<Vec<Dev
     .iter()
     .map(|&v| u32_of(v, "RotaryEmbedding"))
     .collect::<Result<Vec<_>>>()?;
-    k.dispatch_1d(
-        "rotary_embedding",
-        &p,
-        &[x, pos, cos, sin, &out],
-        n,
-    )?;
+    k.dispatch_1d("rotary_embedding", &p, &[x, pos, cos, sin, &out], n)?;
     Ok(vec![out])
 }

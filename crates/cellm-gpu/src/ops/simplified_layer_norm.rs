@@ -30,11 +30,6 @@ pub fn encode(
         op.epsilon.to_bits(),
     ];
     let n = if inner == 0 { 0 } else { rows };
-    k.dispatch_groups(
-        "simplified_layer_norm",
-        &p,
-        &[x, &scale, &y, &inv],
-        n,
-    )?;
+    k.dispatch_groups("simplified_layer_norm", &p, &[x, &scale, &y, &inv], n)?;
     Ok(vec![y, inv])
 }

@@ -55,9 +55,7 @@ pub fn encode(
     k.dispatch_groups(
         "skip_simplified_layer_norm",
         &p,
-        &[
-            x, &skip, gamma, bias_buf, &y, &inv, &sum,
-        ],
+        &[x, &skip, gamma, bias_buf, &y, &inv, &sum],
         rows,
     )?;
     Ok(vec![y, mean, inv, sum])

@@ -5,7 +5,9 @@
 //! views too, else as [B,H,L,D] (e.g. after a past Concat and GQA expansion).
 
 use crate::passes::rotary::head_split_view;
-use crate::pattern::{arg, binary, const_scalar, dtype, either, out, producer, replace_node, shape};
+use crate::pattern::{
+    arg, binary, const_scalar, dtype, either, out, producer, replace_node, shape,
+};
 use crate::Rule;
 use anyhow::{Context, Result};
 use cellm_ir::ops::{BinaryOp, MultiHeadAttention};
@@ -42,8 +44,7 @@ fn split_heads_3d(g: &Graph, v: ValueId, heads: usize) -> Option<ValueId> {
     let (s3, s4) = (shape(g, x3d)?, shape(g, v)?);
     let ok = s3.len() == 3
         && s4.len() == 4
-        && s3[..2] == s4[..2]
-        && !s3[0].is_unknown()
+        && s3[1] == s4[1]
         && !s3[1].is_unknown()
         && s4[2].known() == Some(heads)
         && matches!((s3[2].known(), s4[3].known()), (Some(h), Some(d)) if h == heads * d);
@@ -132,7 +133,9 @@ impl Rule for AttentionFusion {
             (_, _, Some(k)) if bnsh(g, k, heads) && bnsh(g, v4, heads) => (k, v4),
             _ => return None,
         };
-        if shape(g, y)?.len() != 3 || shape(g, y)?[..2] != shape(g, q)?[..2] {
+        // [B, S, H·Dv] with S equal to the query's: B then matches too.
+        let (ys, qs3) = (shape(g, y)?, shape(g, q)?);
+        if ys.len() != 3 || ys[1] != qs3[1] || ys[1].is_unknown() {
             return None;
         }
         if let Some(m) = mask {

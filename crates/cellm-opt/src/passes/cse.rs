@@ -67,7 +67,9 @@ fn merge_constants(g: &mut Graph) -> Result<usize> {
         .initializers
         .iter()
         .filter(|(v, t)| {
-            t.bytes().len() <= MAX_MERGED_CONST_BYTES && !g.outputs.contains(v) && !g.inputs.contains(v)
+            t.bytes().len() <= MAX_MERGED_CONST_BYTES
+                && !g.outputs.contains(v)
+                && !g.inputs.contains(v)
         })
         .map(|(v, _)| *v)
         .collect();
@@ -76,7 +78,11 @@ fn merge_constants(g: &mut Graph) -> Result<usize> {
     let mut n = 0;
     for v in ids {
         let t = &g.initializers[&v];
-        let key = (t.dtype().to_string(), t.shape().to_vec(), t.bytes().to_vec());
+        let key = (
+            t.dtype().to_string(),
+            t.shape().to_vec(),
+            t.bytes().to_vec(),
+        );
         match by_content.get(&key) {
             Some(&keep) => {
                 if !g.consumers(v).is_empty() {

@@ -2,7 +2,9 @@
 //! all over the last axis, becomes one LayerNormalization (γ = ones when absent).
 
 use crate::passes::rms_norm::{reduce_mean_last, rms_denominator, weight_after};
-use crate::pattern::{add_const, arg, binary, dtype, float_tensor, out, readers, replace_node, shape};
+use crate::pattern::{
+    add_const, arg, binary, dtype, float_tensor, out, readers, replace_node, shape,
+};
 use crate::Rule;
 use anyhow::{Context, Result};
 use cellm_ir::ops::{BinaryOp, LayerNormalization};

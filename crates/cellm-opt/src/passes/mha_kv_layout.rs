@@ -19,7 +19,9 @@ fn unsplit_source(g: &Graph, v: ValueId, heads: usize) -> Option<ValueId> {
     }
     let t = arg(rn, 0)?;
     let (_, tn) = producer(g, t)?;
-    let Op::Transpose(tr) = &tn.op else { return None };
+    let Op::Transpose(tr) = &tn.op else {
+        return None;
+    };
     if tr.perm.as_deref() != Some(&[0, 2, 1, 3]) {
         return None;
     }
@@ -30,10 +32,22 @@ fn unsplit_source(g: &Graph, v: ValueId, heads: usize) -> Option<ValueId> {
         && vs.len() == 3
         && xs[1].known() == Some(heads)
         && vs[2].known() == Some(heads * d)
-        && ts[..2] == vs[..2]
-        && !vs[0].is_unknown()
-        && !vs[1].is_unknown();
+        && keeps_leading(g, rn, ts, vs);
     ok.then_some(x)
+}
+
+/// The reshape keeps dims 0 and 1: its target starts with 0, 0 (copy), or the
+/// dims are the same non-`?` symbols.
+fn keeps_leading(
+    g: &Graph,
+    reshape: &cellm_ir::Node,
+    from: &[cellm_ir::Dim],
+    to: &[cellm_ir::Dim],
+) -> bool {
+    let copies = arg(reshape, 1)
+        .and_then(|t| crate::pattern::const_ints(g, t))
+        .is_some_and(|t| t.len() == 3 && t[0] == 0 && t[1] == 0);
+    copies || (from[..2] == to[..2] && !to[0].is_unknown() && !to[1].is_unknown())
 }
 
 impl Rule for MhaKvLayout {

@@ -11,3 +11,4 @@ pub mod rms_norm;
 pub mod rotary;
 pub mod shape_fold;
 pub mod skip_rms_norm;
+pub mod where_fold;

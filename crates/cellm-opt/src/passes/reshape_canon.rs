@@ -1,9 +1,13 @@
-//! Reshape canonicalisation (shape-subgraph simplification): a Reshape whose
-//! target is Concat([Unsqueeze(Gather(Shape(y), i)) | constant, …]) gets a
-//! constant target instead. A dim read from y that is (symbolically) the data's
-//! dim at the same position becomes 0 ("copy"), a known dim its number, and at
-//! most one other dim −1 ("infer"). The shape subgraph then dies, and the
-//! output shape becomes known for later guards.
+//! Shape-vector canonicalisation (shape-subgraph simplification). Runtime shape
+//! vectors built as Concat([Unsqueeze(Gather(Shape(y), i)) | constant, …])
+//! (looking through a 1-D Reshape) are replaced by constants where the meaning
+//! is the same:
+//! - Reshape target: a dim that is (symbolically) the data's dim at the same
+//!   position becomes 0 ("copy"), a known dim its number, at most one other −1;
+//! - Expand shape: a dim equal to the input's (right-aligned) dim becomes 1
+//!   ("keep"), a known dim its number.
+//!
+//! The shape subgraph then dies, and output shapes become known for later guards.
 
 use crate::pattern::{add_const, arg, const_ints, producer, shape};
 use crate::Rule;
@@ -13,8 +17,8 @@ use petgraph::stable_graph::NodeIndex;
 
 pub struct ReshapeCanon;
 
-enum Piece {
-    Const(Vec<i64>),
+pub enum Piece {
+    Const(i64),
     DimOf(Dim),
 }
 
@@ -54,6 +58,36 @@ fn dim_ref(g: &Graph, v: ValueId) -> Option<Dim> {
     (!d.is_unknown()).then(|| d.clone())
 }
 
+/// The elements of a 1-D shape vector, when each is a constant or a dim of
+/// some value.
+pub fn shape_pieces(g: &Graph, v: ValueId) -> Option<Vec<Piece>> {
+    if let Some(c) = const_ints(g, v) {
+        return Some(c.into_iter().map(Piece::Const).collect());
+    }
+    let (_, n) = producer(g, v)?;
+    match &n.op {
+        // Reshape of a 1-D vector to [-1] or its own length changes nothing.
+        Op::Reshape(_) => {
+            let t = const_ints(g, arg(n, 1)?)?;
+            let src = arg(n, 0)?;
+            (t.len() == 1 && shape(g, src)?.len() == 1).then_some(())?;
+            shape_pieces(g, src)
+        }
+        Op::Concat(c) if c.axis == 0 || c.axis == -1 => {
+            let mut out = Vec::new();
+            for v in n.inputs.iter() {
+                let v = (*v)?;
+                match const_ints(g, v) {
+                    Some(c) => out.extend(c.into_iter().map(Piece::Const)),
+                    None => out.push(Piece::DimOf(dim_ref(g, v)?)),
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
 impl Rule for ReshapeCanon {
     type Match = (NodeIndex, Vec<i64>);
     fn name(&self) -> &'static str {
@@ -62,46 +96,39 @@ impl Rule for ReshapeCanon {
 
     fn guard(&self, g: &Graph, ix: NodeIndex) -> Option<(NodeIndex, Vec<i64>)> {
         let n = &g.nodes[ix];
-        let Op::Reshape(r) = &n.op else { return None };
         let target = arg(n, 1)?;
-        if r.allowzero || g.initializers.contains_key(&target) {
+        if g.initializers.contains_key(&target) {
             return None;
         }
         let data = shape(g, arg(n, 0)?)?;
-        let (_, cn) = producer(g, target)?;
-        let Op::Concat(c) = &cn.op else { return None };
-        if c.axis != 0 {
-            return None;
-        }
-        let pieces = cn
-            .inputs
-            .iter()
-            .map(|v| {
-                let v = (*v)?;
-                match const_ints(g, v) {
-                    Some(c) => Some(Piece::Const(c)),
-                    None => dim_ref(g, v).map(Piece::DimOf),
-                }
-            })
-            .collect::<Option<Vec<Piece>>>()?;
+        let pieces = shape_pieces(g, target)?;
         let mut out = Vec::new();
-        for p in pieces {
-            match p {
-                // A constant 0 copies the data dim at its position, as before.
-                Piece::Const(c) => out.extend(c),
-                Piece::DimOf(d) => {
-                    let pos = out.len();
-                    out.push(if data.get(pos) == Some(&d) {
-                        0
-                    } else if let Some(k) = d.known() {
-                        k as i64
-                    } else {
-                        -1
+        match &n.op {
+            Op::Reshape(r) if !r.allowzero => {
+                for (pos, p) in pieces.into_iter().enumerate() {
+                    out.push(match p {
+                        // A constant 0 copies the data dim at its position, as before.
+                        Piece::Const(c) => c,
+                        Piece::DimOf(d) if data.get(pos) == Some(&d) => 0,
+                        Piece::DimOf(d) => d.known().map_or(-1, |k| k as i64),
+                    });
+                }
+                (out.iter().filter(|&&d| d == -1).count() <= 1).then_some(())?;
+            }
+            Op::Expand(_) => {
+                let offset = pieces.len().checked_sub(data.len())?;
+                for (pos, p) in pieces.into_iter().enumerate() {
+                    let own = pos.checked_sub(offset).and_then(|i| data.get(i));
+                    out.push(match p {
+                        Piece::Const(c) => c,
+                        Piece::DimOf(d) if own == Some(&d) => 1,
+                        Piece::DimOf(d) => d.known()? as i64,
                     });
                 }
             }
+            _ => return None,
         }
-        (out.iter().filter(|&&d| d == -1).count() <= 1).then_some((ix, out))
+        Some((ix, out))
     }
 
     fn patch(&self, g: &mut Graph, (ix, dims): (NodeIndex, Vec<i64>)) -> Result<()> {

@@ -86,7 +86,8 @@ impl Rule for RmsNormFusion {
         let (a0, a1) = (arg(n, 0)?, arg(n, 1)?);
         let (x, epsilon) = match b.op {
             BinaryOp::Mul => {
-                let ((x, eps), other) = either(a0, a1, |inv| rms_denominator(g, reciprocal_of(g, inv)?))?;
+                let ((x, eps), other) =
+                    either(a0, a1, |inv| rms_denominator(g, reciprocal_of(g, inv)?))?;
                 (other == x).then_some((x, eps))?
             }
             BinaryOp::Div => {

@@ -54,7 +54,8 @@ fn slice_last(g: &Graph, v: ValueId, rank: usize) -> Option<(ValueId, i64, i64)>
         }
     }
     let last = axes.len() == 1 && (axes[0] == -1 || axes[0] == rank as i64 - 1);
-    (last && starts.len() == 1 && ends.len() == 1).then(|| (arg(n, 0).unwrap_or(v), starts[0], ends[0]))
+    (last && starts.len() == 1 && ends.len() == 1)
+        .then(|| (arg(n, 0).unwrap_or(v), starts[0], ends[0]))
 }
 
 /// `v` = Concat(−x[…, h:], x[…, :h]) over the last axis: returns x.
@@ -100,7 +101,9 @@ fn angles(g: &Graph, e: ValueId) -> Option<(ValueId, Vec<f32>)> {
         return None;
     }
     let (_, tn) = producer(g, arg(n, 0)?)?;
-    let Op::Transpose(t) = &tn.op else { return None };
+    let Op::Transpose(t) = &tn.op else {
+        return None;
+    };
     if t.perm.as_deref() != Some(&[0, 2, 1]) {
         return None;
     }
@@ -123,7 +126,9 @@ fn angles(g: &Graph, e: ValueId) -> Option<(ValueId, Vec<f32>)> {
         return None;
     }
     let (_, un) = producer(g, arg(cn, 0)?)?;
-    let Op::Unsqueeze(u) = &un.op else { return None };
+    let Op::Unsqueeze(u) = &un.op else {
+        return None;
+    };
     let axes = match &u.axes {
         Some(a) => a.clone(),
         None => const_ints(g, arg(un, 1)?)?,
@@ -136,7 +141,9 @@ fn angles(g: &Graph, e: ValueId) -> Option<(ValueId, Vec<f32>)> {
 /// x = Transpose[0,2,1,3](Reshape(x3d)) splitting x3d's last dim into heads.
 pub fn head_split_view(g: &Graph, x: ValueId) -> Option<(ValueId, NodeIndex, NodeIndex)> {
     let (tix, tn) = producer(g, x)?;
-    let Op::Transpose(t) = &tn.op else { return None };
+    let Op::Transpose(t) = &tn.op else {
+        return None;
+    };
     if t.perm.as_deref() != Some(&[0, 2, 1, 3]) {
         return None;
     }
@@ -147,11 +154,10 @@ pub fn head_split_view(g: &Graph, x: ValueId) -> Option<(ValueId, NodeIndex, Nod
     }
     let x3d = arg(rn, 0)?;
     let (s3, s4) = (shape(g, x3d)?, shape(g, r)?);
+    // Dims 1..3 matching force dim 0 to match (same element count).
     let ok = s3.len() == 3
         && s4.len() == 4
-        && s3[0] == s4[0]
         && s3[1] == s4[1]
-        && !s3[0].is_unknown()
         && !s3[1].is_unknown()
         && matches!((s3[2].known(), s4[2].known(), s4[3].known()), (Some(h), Some(n), Some(d)) if n * d == h);
     ok.then_some((x3d, rix, tix))
@@ -277,4 +283,3 @@ impl RotaryFusion {
         Ok((c, s))
     }
 }
-
