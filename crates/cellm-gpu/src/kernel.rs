@@ -85,7 +85,7 @@ pub fn elem_bytes(dtype: DType) -> Result<u64> {
     })
 }
 
-/// Kind of word a dtype is stored as on the device.
+/// How kernels interpret a dtype's elements: float (f32 or f16 storage), i32 word or bool word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Word {
     F32 = 0,

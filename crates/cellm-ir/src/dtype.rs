@@ -5,6 +5,7 @@ use std::fmt;
 /// Element type of a tensor. Block-quantized weight types will join this enum
 /// (their element size is then per block, not per value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DType {
     F32,
     F16,

@@ -16,6 +16,7 @@ use std::fmt;
 
 /// One dimension: a number, or a symbol bound when the graph runs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Dim {
     Known(usize),
     Sym(String),

@@ -231,3 +231,37 @@ impl PartialEq for Tensor {
         self.dtype == other.dtype && self.shape == other.shape && self.data == other.data
     }
 }
+
+/// Tensors as (dtype, shape, little-endian bytes), for plans on disk.
+#[cfg(feature = "serde")]
+mod serde_impl {
+    use super::Tensor;
+    use crate::DType;
+    use bytes::Bytes;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Repr {
+        dtype: DType,
+        shape: Vec<usize>,
+        data: Vec<u8>,
+    }
+
+    impl serde::Serialize for Tensor {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            Repr {
+                dtype: self.dtype,
+                shape: self.shape.clone(),
+                data: self.data.to_vec(),
+            }
+            .serialize(s)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Tensor {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tensor, D::Error> {
+            let r = Repr::deserialize(d)?;
+            Tensor::from_bytes(r.dtype, r.shape, Bytes::from(r.data))
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}

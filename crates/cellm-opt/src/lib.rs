@@ -22,6 +22,29 @@ pub fn optimize(graph: &mut Graph) -> Result<PipelineReport> {
     Pipeline::default_passes().run(graph)
 }
 
+/// Which passes run. A backend that lacks a kernel form some pass produces
+/// (e.g. an op attribute combination) leaves that pass out.
+#[derive(Clone, Debug, Default)]
+pub struct OptOptions {
+    /// Pass names ([`Pass::name`]) left out of the default pipeline.
+    pub skip: Vec<&'static str>,
+}
+
+impl OptOptions {
+    /// The pass set for the wgpu backend. Every pass today produces forms its
+    /// kernels support (MultiHeadAttention with [B, H, L, D] key/value
+    /// included), so nothing is skipped; a pass whose output the GPU cannot
+    /// run yet is listed here until it can.
+    pub fn gpu() -> OptOptions {
+        OptOptions::default()
+    }
+}
+
+/// Runs the default pipeline without `opts.skip` on `graph` in place.
+pub fn optimize_with(graph: &mut Graph, opts: &OptOptions) -> Result<PipelineReport> {
+    Pipeline::default_passes().without(&opts.skip).run(graph)
+}
+
 /// Binds symbolic dims of the graph inputs (e.g. `batch_size` = 1) and
 /// optimises again, so that shape math over those dims folds away. The result
 /// only accepts inputs with those dims.

@@ -104,6 +104,12 @@ impl Pipeline {
         ])
     }
 
+    /// The same pipeline without the passes named in `skip` (as [`Pass::name`]).
+    pub fn without(mut self, skip: &[&str]) -> Pipeline {
+        self.passes.retain(|p| !skip.contains(&p.name()));
+        self
+    }
+
     pub fn run(&self, g: &mut Graph) -> Result<PipelineReport> {
         let mut report = PipelineReport::default();
         g.infer_facts()?;

@@ -23,12 +23,18 @@ pub struct ExecArgs {
     /// timing mode; the first run includes pipeline compilation).
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Run the graph as imported, without the optimisation passes.
+    #[arg(long)]
+    pub no_opt: bool,
 }
 
 pub fn run(a: ExecArgs) -> Result<()> {
     let backend = a.backend.resolve()?;
     let t0 = std::time::Instant::now();
-    let exe = cellm_runtime::Executable::new(cellm_onnx::load(&a.model)?, &backend)?;
+    let opts = cellm_runtime::ExecOptions {
+        optimize: !a.no_opt,
+    };
+    let exe = cellm_runtime::Executable::with_options(cellm_onnx::load(&a.model)?, &backend, &opts)?;
     let load_s = t0.elapsed().as_secs_f64();
     let graph = exe.graph();
     if !a.inputs.is_dir() {

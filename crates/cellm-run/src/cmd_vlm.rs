@@ -61,6 +61,22 @@ pub struct VlmArgs {
     /// End with one JSON line: prompt_ids, generated_ids, text, timings.
     #[arg(long)]
     pub json: bool,
+    /// Which text decoder runs: the model folder's ONNX graph, or the native
+    /// llama graph built from --cellm-model.
+    #[arg(long, value_enum, default_value_t = DecoderBackend::Onnx)]
+    pub decoder_backend: DecoderBackend,
+    /// `.cellm` weights of the text decoder (for --decoder-backend cellm).
+    #[arg(long)]
+    pub cellm_model: Option<PathBuf>,
+    /// Run the graphs as imported, without the optimisation passes.
+    #[arg(long)]
+    pub no_opt: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecoderBackend {
+    Onnx,
+    Cellm,
 }
 
 impl VlmArgs {
@@ -155,7 +171,21 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
             cellm_vlm::image_load::load_rgb(p).with_context(|| format!("--image {}", p.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut vlm = SmolVlm::load(&model_dir, &a.onnx_variant, &backend)?;
+    let opts = cellm_runtime::ExecOptions {
+        optimize: !a.no_opt,
+    };
+    let mut vlm = SmolVlm::load_with(&model_dir, &a.onnx_variant, &backend, &opts)?;
+    if a.decoder_backend == DecoderBackend::Cellm {
+        let path = a
+            .cellm_model
+            .as_ref()
+            .context("--decoder-backend cellm needs --cellm-model")?;
+        let file = cellm_format::CellmFile::open(path)?;
+        let dec = cellm_format::build_llama_decoder(&file, &Default::default())?;
+        vlm.set_decoder(cellm_runtime::Executable::with_options(
+            dec.graph, &backend, &opts,
+        )?)?;
+    }
     if a.dump_io {
         for stem in ["vision_encoder", "embed_tokens", "decoder_model_merged"] {
             crate::cmd_inspect::print_io(&vlm.model.onnx_path(stem))?;

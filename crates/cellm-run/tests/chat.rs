@@ -157,3 +157,61 @@ fn smollm2_f32_matches_llama_cpp_greedy() {
     assert!(text.contains("Paris"), "q4_1 answer: {text:?}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// `vlm --decoder-backend cellm`: the micro SmolVLM look-alike's text decoder,
+/// converted from its safetensors, gives the ONNX decoder's greedy tokens
+/// (models/e2e/micro/coffee_split0/onnx_generated_ids.npy) and HF's text.
+#[test]
+fn vlm_cellm_decoder_matches_onnx_decoder() {
+    let models = root().join("models");
+    let case = models.join("e2e/micro/coffee_split0");
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).expect("case.json"))
+            .expect("json");
+    let tmp = std::env::temp_dir().join(format!("cellm-vlm-cellm-test-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let cellm = tmp.join("micro.cellm");
+    convert(
+        &models.join("micro/pytorch/model.safetensors"),
+        &cellm,
+        "f32",
+    );
+    let max_new = meta["generation"]["max_new_tokens"].to_string();
+    let stdout = cellm_run(&[
+        "vlm",
+        "--model-dir",
+        models.join("micro").to_str().expect("path"),
+        "--image",
+        models.join("images/coffee.png").to_str().expect("path"),
+        "--no-split-image",
+        "--prompt",
+        meta["prompt_text"].as_str().expect("prompt"),
+        "--max-new-tokens",
+        &max_new,
+        "--temperature",
+        "0",
+        "--backend",
+        "cpu",
+        "--json",
+        "--decoder-backend",
+        "cellm",
+        "--cellm-model",
+        cellm.to_str().expect("path"),
+    ]);
+    let got: Value = serde_json::from_str(stdout.lines().last().expect("JSON line")).expect("JSON");
+    let want: Vec<u64> = cellm_ir::npy::read(&case.join("onnx_generated_ids.npy"))
+        .expect("npy")
+        .to_i64_vec()
+        .expect("ids")
+        .into_iter()
+        .map(|v| v as u64)
+        .collect();
+    assert_eq!(
+        ids(&got["generated_ids"]),
+        want,
+        "cellm decoder vs ONNX decoder"
+    );
+    let text = std::fs::read_to_string(case.join("text.txt")).expect("text.txt");
+    assert_eq!(got["text"].as_str().expect("text"), text);
+    let _ = std::fs::remove_dir_all(&tmp);
+}

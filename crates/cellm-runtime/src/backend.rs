@@ -1,6 +1,6 @@
 //! Where graphs run: the CPU reference interpreter or the wgpu backend.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cellm_gpu::{GpuContext, GpuSession};
 use cellm_ir::{Graph, Tensor};
 use std::collections::HashMap;
@@ -32,8 +32,53 @@ pub struct Executable {
     runner: Runner,
 }
 
+/// How a graph is prepared before it is loaded.
+#[derive(Clone, Debug)]
+pub struct ExecOptions {
+    /// Run the cellm-opt passes (folding, fusions) first.
+    pub optimize: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { optimize: true }
+    }
+}
+
+/// The passes whose results `backend` can run.
+pub fn opt_options(backend: &Backend) -> cellm_opt::OptOptions {
+    match backend {
+        Backend::Cpu => cellm_opt::OptOptions::default(),
+        Backend::Gpu(_) => cellm_opt::OptOptions::gpu(),
+    }
+}
+
+/// Optimises `graph` in place for `backend`.
+pub fn optimize_for(graph: &mut Graph, backend: &Backend) -> Result<cellm_opt::PipelineReport> {
+    let name = graph.name.clone();
+    cellm_opt::optimize_with(graph, &opt_options(backend))
+        .with_context(|| format!("optimising graph '{name}'"))
+}
+
 impl Executable {
+    /// Optimises `graph` (the default [`ExecOptions`]) and loads it.
     pub fn new(graph: Graph, backend: &Backend) -> Result<Executable> {
+        Executable::with_options(graph, backend, &ExecOptions::default())
+    }
+
+    pub fn with_options(
+        mut graph: Graph,
+        backend: &Backend,
+        opts: &ExecOptions,
+    ) -> Result<Executable> {
+        if opts.optimize {
+            optimize_for(&mut graph, backend)?;
+        }
+        Executable::prepared(graph, backend)
+    }
+
+    /// Loads `graph` as it is (already optimised, e.g. from a plan).
+    pub fn prepared(graph: Graph, backend: &Backend) -> Result<Executable> {
         let runner = match backend {
             Backend::Cpu => Runner::Cpu(graph),
             Backend::Gpu(ctx) => Runner::Gpu(GpuSession::with_context(

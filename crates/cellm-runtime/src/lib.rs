@@ -8,6 +8,6 @@ pub mod model_dir;
 pub mod sampling;
 pub mod smolvlm;
 
-pub use backend::{Backend, Executable};
+pub use backend::{Backend, ExecOptions, Executable};
 pub use generate::{generate, GenerateConfig, Generation, TokenEvent};
 pub use sampling::{Sampler, SamplingConfig};

@@ -1,7 +1,7 @@
 //! The SmolVLM pipeline: processor → vision encoder → embed_tokens → image
 //! features merged into the `<image>` rows → KV-cached decoder.
 
-use crate::backend::{Backend, Executable};
+use crate::backend::{Backend, ExecOptions, Executable};
 use crate::decoder::KvDecoder;
 use crate::generate::{generate, GenerateConfig, TokenEvent};
 use crate::model_dir::ModelDir;
@@ -39,21 +39,32 @@ pub struct VlmOutput {
     pub timings: VlmTimings,
 }
 
-fn load_graph(path: &Path, backend: &Backend) -> Result<Executable> {
-    Executable::new(cellm_onnx::load(path)?, backend)
+fn load_graph(path: &Path, backend: &Backend, opts: &ExecOptions) -> Result<Executable> {
+    Executable::with_options(cellm_onnx::load(path)?, backend, opts)
         .with_context(|| format!("loading {}", path.display()))
 }
 
 impl SmolVlm {
+    /// Loads the three graphs, optimised (the default [`ExecOptions`]).
     pub fn load(dir: &Path, variant: &str, backend: &Backend) -> Result<SmolVlm> {
+        SmolVlm::load_with(dir, variant, backend, &ExecOptions::default())
+    }
+
+    pub fn load_with(
+        dir: &Path,
+        variant: &str,
+        backend: &Backend,
+        opts: &ExecOptions,
+    ) -> Result<SmolVlm> {
         let t = Instant::now();
         let model = ModelDir::open(dir, variant)?;
         let processor = Idefics3Processor::from_model_dir(dir)?;
-        let vision = load_graph(&model.onnx_path("vision_encoder"), backend)?;
-        let embed = load_graph(&model.onnx_path("embed_tokens"), backend)?;
+        let vision = load_graph(&model.onnx_path("vision_encoder"), backend, opts)?;
+        let embed = load_graph(&model.onnx_path("embed_tokens"), backend, opts)?;
         let decoder = KvDecoder::new(load_graph(
             &model.onnx_path("decoder_model_merged"),
             backend,
+            opts,
         )?)?;
         let image_token_id = model.image_token_id()?;
         Ok(SmolVlm {
@@ -65,6 +76,13 @@ impl SmolVlm {
             image_token_id,
             load_s: t.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Runs the text decoder from another graph with the same signature
+    /// (e.g. the native llama graph built from `.cellm` weights).
+    pub fn set_decoder(&mut self, decoder: Executable) -> Result<()> {
+        self.decoder = KvDecoder::new(decoder)?;
+        Ok(())
     }
 
     /// Image features `[n_real_images_frames, tokens, hidden]` of preprocessed frames.

@@ -5,6 +5,7 @@ use crate::shape::{dim_sum, fmt_shape, merge_dims, normalize_axis};
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Concat {
     pub axis: i64,
 }

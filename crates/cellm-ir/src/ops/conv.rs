@@ -5,6 +5,7 @@ use crate::shape::{fmt_shape, merge_dims};
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AutoPad {
     NotSet,
     Valid,
@@ -13,6 +14,7 @@ pub enum AutoPad {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Conv {
     pub kernel_shape: Option<Vec<usize>>,
     pub strides: Vec<usize>,

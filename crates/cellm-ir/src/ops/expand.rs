@@ -5,6 +5,7 @@ use crate::shape::broadcast_sym;
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Expand;
 
 impl Expand {

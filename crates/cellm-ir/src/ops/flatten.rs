@@ -5,6 +5,7 @@ use crate::shape::dim_product;
 use crate::Tensor;
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Flatten {
     pub axis: i64,
 }

@@ -5,6 +5,7 @@ use crate::shape::normalize_axis;
 use crate::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Gather {
     pub axis: i64,
 }

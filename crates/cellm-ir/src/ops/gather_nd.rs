@@ -5,6 +5,7 @@ use crate::shape::{fmt_shape, merge_dims};
 use crate::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GatherND {
     pub batch_dims: usize,
 }

@@ -5,6 +5,7 @@ use crate::shape::{fmt_shape, normalize_axis};
 use crate::{DType, Dim, SymShape, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerNormalization {
     pub axis: i64,
     pub epsilon: f32,

@@ -70,6 +70,7 @@ pub use where_op::Where;
 
 /// What is known about a value before the graph runs.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fact {
     pub dtype: DType,
     /// `None` when the rank is unknown.
@@ -142,6 +143,7 @@ macro_rules! ops {
     ($($variant:ident($ty:ty) = $domain:literal $name:literal),* $(,)?) => {
         /// One operation of the graph.
         #[derive(Clone, Debug, PartialEq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         pub enum Op {
             $($variant($ty),)*
         }

@@ -5,6 +5,7 @@ use crate::shape::{dim_div, dim_product, dim_sum, fmt_shape, merge_dims};
 use crate::{Dim, SymShape, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MultiHeadAttention {
     pub num_heads: usize,
     pub scale: Option<f32>,

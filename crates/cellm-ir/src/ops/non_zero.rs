@@ -4,6 +4,7 @@ use super::{need, Fact};
 use crate::{DType, Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NonZero;
 
 impl NonZero {

@@ -5,6 +5,7 @@ use crate::shape::fmt_shape;
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Range;
 
 /// The one value of a constant scalar input.

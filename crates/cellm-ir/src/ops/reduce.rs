@@ -4,6 +4,7 @@ use super::{const_ints, len_1d, need, normalize_axes, opt, unknown_dims, Fact};
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ReduceKind {
     Mean,
     Sum,
@@ -13,6 +14,7 @@ pub enum ReduceKind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Reduce {
     pub kind: ReduceKind,
     pub axes: Option<Vec<i64>>,

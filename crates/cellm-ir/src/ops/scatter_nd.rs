@@ -5,6 +5,7 @@ use crate::shape::fmt_shape;
 use crate::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ScatterReduction {
     None,
     Add,
@@ -14,6 +15,7 @@ pub enum ScatterReduction {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ScatterND {
     pub reduction: ScatterReduction,
 }

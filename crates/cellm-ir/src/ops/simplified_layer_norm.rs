@@ -6,6 +6,7 @@ use crate::shape::normalize_axis;
 use crate::{DType, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SimplifiedLayerNormalization {
     pub axis: i64,
     pub epsilon: f32,

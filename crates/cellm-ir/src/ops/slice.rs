@@ -4,6 +4,7 @@ use super::{const_ints, len_1d, need, normalize_axes, opt, unknown_dims, Fact};
 use crate::{DType, Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Slice;
 
 /// Bounds at or beyond this are "to the end" sentinels (exporters use

@@ -5,6 +5,7 @@ use crate::shape::normalize_axis;
 use crate::Tensor;
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Softmax {
     pub axis: i64,
 }

@@ -5,6 +5,7 @@ use crate::shape::{fmt_shape, normalize_axis};
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Split {
     pub axis: i64,
     pub split: Option<Vec<i64>>,

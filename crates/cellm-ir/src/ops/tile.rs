@@ -5,6 +5,7 @@ use crate::shape::{dim_product, fmt_shape};
 use crate::{DType, Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Tile;
 
 impl Tile {

@@ -5,6 +5,7 @@ use super::{need, Fact};
 use crate::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum UnaryOp {
     Identity,
     Neg,
@@ -23,6 +24,7 @@ pub enum UnaryOp {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Unary {
     pub op: UnaryOp,
 }
