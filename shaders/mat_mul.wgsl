@@ -37,8 +37,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         aoff += co * pw(12u + d);
         boff += co * pw(20u + d);
     }
-    var acc: array<f32, 16>;
-    for (var e = 0u; e < 16u; e++) { acc[e] = 0.0; }
+    // Four rows of four columns as vec4s: no dynamically indexed private
+    // arrays (which some compilers, llvmpipe among them, keep in memory).
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < kdim; k0 += 16u) {
         for (var r = 0u; r < 4u; r++) {
             let e = li + r * 256u;
@@ -54,22 +58,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             tb[e] = bv;
         }
         workgroupBarrier();
+        let ra = lid.y * 64u;
         for (var kk = 0u; kk < 16u; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) { av[i] = ta[(lid.y * 4u + i) * 16u + kk]; }
-            for (var j = 0u; j < 4u; j++) { bv[j] = tb[kk * 64u + lid.x + j * 16u]; }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]); }
-            }
+            let tbo = kk * 64u + lid.x;
+            let bv = vec4<f32>(tb[tbo], tb[tbo + 16u], tb[tbo + 32u], tb[tbo + 48u]);
+            c0 = fma(vec4<f32>(ta[ra + kk]), bv, c0);
+            c1 = fma(vec4<f32>(ta[ra + 16u + kk]), bv, c1);
+            c2 = fma(vec4<f32>(ta[ra + 32u + kk]), bv, c2);
+            c3 = fma(vec4<f32>(ta[ra + 48u + kk]), bv, c3);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + lid.y * 4u + i;
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid.x + j * 16u;
-            if (row < m && col < n) { st_c((batch * m + row) * n + col, acc[i * 4u + j]); }
-        }
-    }
+    let row = row0 + lid.y * 4u;
+    let col = col0 + lid.x;
+    store_row(batch, row, col, m, n, c0);
+    store_row(batch, row + 1u, col, m, n, c1);
+    store_row(batch, row + 2u, col, m, n, c2);
+    store_row(batch, row + 3u, col, m, n, c3);
+}
+
+fn store_row(batch: u32, row: u32, col: u32, m: u32, n: u32, v: vec4<f32>) {
+    if (row >= m) { return; }
+    let base = (batch * m + row) * n;
+    if (col < n) { st_c(base + col, v.x); }
+    if (col + 16u < n) { st_c(base + col + 16u, v.y); }
+    if (col + 32u < n) { st_c(base + col + 32u, v.z); }
+    if (col + 48u < n) { st_c(base + col + 48u, v.w); }
 }

@@ -812,6 +812,43 @@ fn rotary_and_attention() {
             RED,
         );
     }
+    // f16 activations, caches and past (the fp16 graphs' decode step).
+    check(
+        "RotaryEmbedding f16",
+        Op::RotaryEmbedding(RotaryEmbedding {
+            interleaved: false,
+            num_heads: h,
+            rotary_embedding_dim: 0,
+            scale: 1.0,
+        }),
+        vec![
+            In::Run(randh(&mut r, &[b, s, h * d])),
+            In::Run(randi(&mut r, &[b, s], 0, 16)),
+            In::Const(randh(&mut r, &[16, d / 2])),
+            In::Const(randh(&mut r, &[16, d / 2])),
+        ],
+        HALF,
+    );
+    check(
+        "MultiHeadAttention f16 past=5",
+        Op::MultiHeadAttention(MultiHeadAttention {
+            num_heads: h,
+            scale: None,
+            mask_filter_value: -10000.0,
+            unidirectional: true,
+        }),
+        vec![
+            In::Run(randh(&mut r, &[b, 1, h * d])),
+            In::Run(randh(&mut r, &[b, 1, h * d])),
+            In::Run(randh(&mut r, &[b, 1, h * d])),
+            In::None,
+            In::Run(Tensor::from_vec(vec![b, 6], vec![1i64; b * 6])),
+            In::None,
+            In::Run(randh(&mut r, &[b, h, 5, d])),
+            In::Run(randh(&mut r, &[b, h, 5, d])),
+        ],
+        HALF,
+    );
 }
 
 /// Tensors above the (lowered) binding limit, the GEMV path, big dispatches

@@ -33,9 +33,9 @@ mod common {
                 eprintln!("skipping GPU test (CELLM_ALLOW_NO_GPU=1): {e}");
                 None
             }
-            Err(e) => panic!(
-                "no usable GPU adapter ({e}); set CELLM_ALLOW_NO_GPU=1 to skip GPU tests"
-            ),
+            Err(e) => {
+                panic!("no usable GPU adapter ({e}); set CELLM_ALLOW_NO_GPU=1 to skip GPU tests")
+            }
         }
     }
 }

@@ -23,18 +23,40 @@ pub struct ExecArgs {
     /// timing mode; the first run includes pipeline compilation).
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// Run the graph as imported, without the optimisation passes.
+    /// Run the graph as imported, without the optimisation passes (and without a plan).
     #[arg(long)]
     pub no_opt: bool,
+    /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 pub fn run(a: ExecArgs) -> Result<()> {
     let backend = a.backend.resolve()?;
     let t0 = std::time::Instant::now();
-    let opts = cellm_runtime::ExecOptions {
-        optimize: !a.no_opt,
+    let exe = if a.no_opt {
+        let opts = cellm_runtime::ExecOptions {
+            optimize: false,
+            ..Default::default()
+        };
+        cellm_runtime::Executable::with_options(cellm_onnx::load(&a.model)?, &backend, &opts)?
+    } else {
+        let dir = cellm_runtime::plan::cache_dir(a.cache_dir.as_deref());
+        let plan = cellm_runtime::plan::load_or_compile(
+            std::slice::from_ref(&a.model),
+            &Default::default(),
+            &backend,
+            &dir,
+            false,
+        )?;
+        eprintln!("{}", plan.info.report());
+        let graph = plan
+            .graphs
+            .into_iter()
+            .next()
+            .context("the plan holds no graph")?;
+        cellm_runtime::Executable::prepared(graph, &backend)?
     };
-    let exe = cellm_runtime::Executable::with_options(cellm_onnx::load(&a.model)?, &backend, &opts)?;
     let load_s = t0.elapsed().as_secs_f64();
     let graph = exe.graph();
     if !a.inputs.is_dir() {

@@ -68,9 +68,12 @@ pub struct VlmArgs {
     /// `.cellm` weights of the text decoder (for --decoder-backend cellm).
     #[arg(long)]
     pub cellm_model: Option<PathBuf>,
-    /// Run the graphs as imported, without the optimisation passes.
+    /// Run the graphs as imported, without the optimisation passes (and without a plan).
     #[arg(long)]
     pub no_opt: bool,
+    /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -173,8 +176,13 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let opts = cellm_runtime::ExecOptions {
         optimize: !a.no_opt,
+        plan_cache: Some(cellm_runtime::plan::cache_dir(a.cache_dir.as_deref())),
+        ..Default::default()
     };
     let mut vlm = SmolVlm::load_with(&model_dir, &a.onnx_variant, &backend, &opts)?;
+    if let Some(plan) = &vlm.plan {
+        eprintln!("{}", plan.report());
+    }
     if a.decoder_backend == DecoderBackend::Cellm {
         let path = a
             .cellm_model

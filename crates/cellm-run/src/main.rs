@@ -2,6 +2,7 @@
 
 mod backend_arg;
 mod cmd_chat;
+mod cmd_compile;
 mod cmd_convert;
 mod cmd_devices;
 mod cmd_exec;
@@ -34,6 +35,8 @@ enum Command {
     Inspect(cmd_inspect::InspectArgs),
     /// Write a graph as Graphviz DOT.
     Graph(cmd_graph::GraphArgs),
+    /// Optimise a model into a plan in the plans cache (exec and vlm load it).
+    Compile(cmd_compile::CompileArgs),
     /// Per-graph statistics: nodes and kernels before/after passes, peak bytes.
     Stats(cmd_stats::StatsArgs),
     /// Answer a prompt about images with a SmolVLM model folder (or the bundled demo).
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Exec(a) => cmd_exec::run(a),
         Command::Inspect(a) => cmd_inspect::run(a),
         Command::Graph(a) => cmd_graph::run(a),
+        Command::Compile(a) => cmd_compile::run(a),
         Command::Stats(a) => cmd_stats::run(a),
         Command::Vlm(a) => cmd_vlm::run(a),
         Command::Preprocess(a) => cmd_preprocess::run(a),

@@ -37,11 +37,19 @@ pub struct Executable {
 pub struct ExecOptions {
     /// Run the cellm-opt passes (folding, fusions) first.
     pub optimize: bool,
+    /// Plans folder: load the optimised graphs from a cached plan there, or
+    /// compile and store one (see [`crate::plan`]). `None`: optimise in memory.
+    pub plan_cache: Option<std::path::PathBuf>,
+    pub plan_options: crate::plan::PlanOptions,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { optimize: true }
+        ExecOptions {
+            optimize: true,
+            plan_cache: None,
+            plan_options: Default::default(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod decoder;
 pub mod generate;
 pub mod model_dir;
+pub mod plan;
 pub mod sampling;
 pub mod smolvlm;
 

@@ -20,7 +20,12 @@ pub struct SmolVlm {
     decoder: KvDecoder,
     image_token_id: u32,
     pub load_s: f64,
+    /// The plan the graphs came from, when a plan cache was used.
+    pub plan: Option<crate::plan::PlanInfo>,
 }
+
+/// The pipeline's graphs, in plan order.
+pub const GRAPHS: [&str; 3] = ["vision_encoder", "embed_tokens", "decoder_model_merged"];
 
 #[derive(Clone, Debug, Default)]
 pub struct VlmTimings {
@@ -59,13 +64,34 @@ impl SmolVlm {
         let t = Instant::now();
         let model = ModelDir::open(dir, variant)?;
         let processor = Idefics3Processor::from_model_dir(dir)?;
-        let vision = load_graph(&model.onnx_path("vision_encoder"), backend, opts)?;
-        let embed = load_graph(&model.onnx_path("embed_tokens"), backend, opts)?;
-        let decoder = KvDecoder::new(load_graph(
-            &model.onnx_path("decoder_model_merged"),
-            backend,
-            opts,
-        )?)?;
+        let paths = GRAPHS.map(|stem| model.onnx_path(stem));
+        let (vision, embed, decoder, plan) = match (&opts.plan_cache, opts.optimize) {
+            (Some(dir), true) => {
+                let p =
+                    crate::plan::load_or_compile(&paths, &opts.plan_options, backend, dir, false)?;
+                let [v, e, d]: [cellm_ir::Graph; 3] = p
+                    .graphs
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("plan holds the wrong number of graphs"))?;
+                let exe = |g, path: &Path| {
+                    Executable::prepared(g, backend)
+                        .with_context(|| format!("loading {}", path.display()))
+                };
+                (
+                    exe(v, &paths[0])?,
+                    exe(e, &paths[1])?,
+                    exe(d, &paths[2])?,
+                    Some(p.info),
+                )
+            }
+            _ => (
+                load_graph(&paths[0], backend, opts)?,
+                load_graph(&paths[1], backend, opts)?,
+                load_graph(&paths[2], backend, opts)?,
+                None,
+            ),
+        };
+        let decoder = KvDecoder::new(decoder)?;
         let image_token_id = model.image_token_id()?;
         Ok(SmolVlm {
             model,
@@ -75,6 +101,7 @@ impl SmolVlm {
             decoder,
             image_token_id,
             load_s: t.elapsed().as_secs_f64(),
+            plan,
         })
     }
 

@@ -4,6 +4,7 @@ use super::{const_ints, len_1d, need, unknown_dims, Fact};
 use crate::{Dim, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConstantOfShape {
     pub value: Tensor,
 }

@@ -5,6 +5,7 @@ use crate::shape::{dim_div, dim_product, fmt_shape};
 use crate::{DType, Dim, SymShape, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Reshape {
     pub allowzero: bool,
 }
