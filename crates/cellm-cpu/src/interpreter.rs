@@ -77,7 +77,8 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
         values[v] = Some(t.clone());
     }
     // CELLM_PROFILE=1 prints seconds per op type after the run (to stderr).
-    let mut profile: Option<HashMap<String, (f64, usize)>> = std::env::var_os("CELLM_PROFILE").map(|_| HashMap::new());
+    let mut profile: Option<HashMap<String, (f64, usize)>> =
+        std::env::var_os("CELLM_PROFILE").map(|_| HashMap::new());
     for ix in order {
         let node = &graph.nodes[ix];
         let started = std::time::Instant::now();

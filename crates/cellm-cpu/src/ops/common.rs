@@ -26,7 +26,9 @@ pub fn f32_values<'a>(t: &'a Tensor, what: &str) -> Result<std::borrow::Cow<'a, 
     if t.dtype() == cellm_ir::DType::F32 {
         return Ok(std::borrow::Cow::Borrowed(t.f32s()?));
     }
-    Ok(std::borrow::Cow::Owned(t.to_f32_vec().map_err(|e| anyhow!("{what}: {e}"))?))
+    Ok(std::borrow::Cow::Owned(
+        t.to_f32_vec().map_err(|e| anyhow!("{what}: {e}"))?,
+    ))
 }
 
 /// A tensor of float `dtype` from f32 values (f16 rounds to nearest even, f64 widens).
