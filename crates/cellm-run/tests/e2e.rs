@@ -20,6 +20,11 @@ fn fixture(rel: &str) -> PathBuf {
     root().join("../shared/fixtures").join(rel)
 }
 
+/// Plans compiled by the tests go to a temporary cache, not the user's.
+fn test_cache() -> PathBuf {
+    std::env::temp_dir().join("cellm-test-cache")
+}
+
 fn ids(path: &Path) -> Vec<i64> {
     npy::read(path)
         .unwrap_or_else(|e| panic!("{e:#}"))
@@ -33,6 +38,7 @@ fn run_case(size: &str, case: &str) {
         serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).expect("case.json"))
             .expect("json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cellm-run"));
+    cmd.env("CELLM_CACHE_DIR", test_cache());
     cmd.arg("vlm").arg("--model-dir").arg(fixture(size)).args([
         "--backend",
         "cpu",
@@ -163,6 +169,7 @@ fn missing_model_files_are_listed() {
     let tmp = std::env::temp_dir().join(format!("cellm-e2e-empty-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("tmp");
     let out = Command::new(env!("CARGO_BIN_EXE_cellm-run"))
+        .env("CELLM_CACHE_DIR", test_cache())
         .args(["vlm", "--model-dir"])
         .arg(&tmp)
         .args(["--prompt", "hi"])
@@ -181,6 +188,7 @@ fn missing_model_files_are_listed() {
 
 fn sampled_ids(seed: &str) -> Vec<i64> {
     let out = Command::new(env!("CARGO_BIN_EXE_cellm-run"))
+        .env("CELLM_CACHE_DIR", test_cache())
         .arg("vlm")
         .arg("--model-dir")
         .arg(fixture("micro"))
