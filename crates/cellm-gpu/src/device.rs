@@ -72,13 +72,44 @@ impl std::fmt::Display for AdapterReport {
     }
 }
 
+/// Backends searched: `WGPU_BACKEND` when set, else the primary ones (Vulkan,
+/// Metal, DX12). GL is left out unless asked for: it lacks the compute features
+/// the kernels use, and probing it prints EGL errors on headless machines.
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
+}
+
+/// On a headless Linux machine, the Vulkan loader's Wayland probe prints
+/// "error: XDG_RUNTIME_DIR is invalid" to stderr. With no Wayland session there
+/// is nothing to find, so point it at an empty private folder and keep quiet.
+fn quiet_headless_wsi() {
+    if cfg!(target_os = "linux")
+        && std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        let user = std::env::var("USER").unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!("cellm-xdg-{user}"));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}
+
 fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    quiet_headless_wsi();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends();
+    wgpu::Instance::new(desc)
 }
 
 fn enumerate() -> Vec<wgpu::Adapter> {
     let inst = instance();
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let backends = backends();
     pollster::block_on(inst.enumerate_adapters(backends))
 }
 
