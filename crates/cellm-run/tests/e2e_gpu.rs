@@ -8,122 +8,20 @@
 //! CELLM_ALLOW_NO_GPU=1 (then it is skipped with a message). Run with
 //! `NODEVICE_SELECT=1` to silence Mesa's device-select layer warning.
 
+mod common;
+
 use cellm_ir::{npy, Tensor};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fixture(rel: &str) -> PathBuf {
-    let local = root().join("models").join(rel);
-    if local.exists() {
-        return local;
-    }
-    root().join("../shared/fixtures").join(rel)
-}
-
-fn ids(path: &Path) -> Vec<i64> {
-    npy::read(path)
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .to_i64_vec()
-        .expect("int ids")
-}
-
-/// Runs the command; `None` when it failed for lack of an adapter and
-/// CELLM_ALLOW_NO_GPU=1 (skip), panics on any other failure.
-fn run_gpu(what: &str, cmd: &mut Command) -> Option<Output> {
-    let out = cmd.output().expect("run cellm-run");
-    if out.status.success() {
-        return Some(out);
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no GPU adapter") && std::env::var("CELLM_ALLOW_NO_GPU").as_deref() == Ok("1") {
-        eprintln!("skipping {what} (CELLM_ALLOW_NO_GPU=1): {err}");
-        return None;
-    }
-    panic!("{what}: cellm-run failed:\n{err}");
-}
-
-fn vlm_case(case: &str) {
-    let dir = fixture(&format!("e2e/tiny/{case}"));
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("case.json")).expect("case.json"))
-            .expect("json");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cellm-run"));
-    cmd.arg("vlm")
-        .arg("--model-dir")
-        .arg(fixture("tiny"))
-        .args(["--backend", "gpu", "--temperature", "0", "--json"]);
-    for img in meta["images"].as_array().expect("images") {
-        // Lossless PNG of PIL's JPEG decode, as in e2e.rs (JPEG decoders differ).
-        let name = match img.as_str().expect("name") {
-            "grace_hopper.jpg" => "grace_hopper_decoded.png",
-            other => other,
-        };
-        cmd.arg("--image").arg(fixture(&format!("images/{name}")));
-    }
-    let split = meta["do_image_splitting"].as_bool().expect("split flag");
-    cmd.arg(if split {
-        "--split-image"
-    } else {
-        "--no-split-image"
-    });
-    cmd.args([
-        "--max-new-tokens",
-        &meta["generation"]["max_new_tokens"].to_string(),
-    ]);
-    cmd.args(["--prompt", meta["prompt_text"].as_str().expect("prompt")]);
-    let Some(out) = run_gpu(case, &mut cmd) else {
-        return;
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().expect("output");
-    let got: Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"));
-    let as_ids = |v: &Value| {
-        v.as_array()
-            .expect("list")
-            .iter()
-            .map(|x| x.as_i64().expect("int"))
-            .collect::<Vec<_>>()
-    };
-    let want_prompt = ids(&dir.join("prompt_ids.npy"));
-    assert_eq!(
-        as_ids(&got["prompt_ids"]),
-        want_prompt,
-        "{case}: prompt ids"
-    );
-    let want_gen = ids(&dir.join("generated_ids.npy"));
-    assert_eq!(
-        as_ids(&got["generated_ids"]),
-        want_gen,
-        "{case}: greedy tokens on the GPU differ from HF generate"
-    );
-    let want_text = std::fs::read_to_string(dir.join("text.txt")).expect("text.txt");
-    assert_eq!(
-        got["text"].as_str().expect("text"),
-        want_text,
-        "{case}: text"
-    );
-    println!(
-        "tiny/{case} on the GPU: {} prompt tokens, {} tokens identical to HF; timings {}",
-        want_prompt.len(),
-        want_gen.len(),
-        got["timings"]
-    );
-}
+use common::{cellm_run, fixture, run_checked, vlm_case};
+use std::path::PathBuf;
 
 #[test]
 fn e2e_gpu_tiny_coffee_split0() {
-    vlm_case("coffee_split0");
+    vlm_case("tiny", "coffee_split0", "gpu");
 }
 
 #[test]
 fn e2e_gpu_tiny_coffee_coins_split0() {
-    vlm_case("coffee_coins_split0");
+    vlm_case("tiny", "coffee_coins_split0", "gpu");
 }
 
 /// `exec --backend gpu` vs `exec --backend cpu` on the micro decoder's
@@ -156,7 +54,7 @@ fn exec_gpu_matches_cpu_on_micro_decoder_step0() {
     }
     let run = |backend: &str| -> Option<PathBuf> {
         let out_dir = tmp.join(backend);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cellm-run"));
+        let mut cmd = cellm_run();
         cmd.arg("exec")
             .arg(&model)
             .arg("--inputs")
@@ -164,7 +62,7 @@ fn exec_gpu_matches_cpu_on_micro_decoder_step0() {
             .arg("--outputs")
             .arg(&out_dir)
             .args(["--backend", backend]);
-        run_gpu(&format!("exec --backend {backend}"), &mut cmd)?;
+        run_checked(&format!("exec --backend {backend}"), &mut cmd)?;
         Some(out_dir)
     };
     let cpu = run("cpu").expect("cpu backend always runs");
