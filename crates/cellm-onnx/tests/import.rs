@@ -188,14 +188,19 @@ fn micro_fixtures_match_onnx_inspect() {
     for f in must_import {
         assert!(imported.contains(&f), "{f} was not imported");
     }
-    assert!(
-        refused.iter().any(|f| f.ends_with("_q4.onnx")),
-        "no q4 file was checked"
-    );
-    assert!(
-        refused.iter().any(|f| f.ends_with("_int8.onnx")),
-        "no int8 file was checked"
-    );
+    // The quantized variants (issue 7) import like the float ones.
+    for variant in [
+        "_q4.onnx",
+        "_q4f16.onnx",
+        "_int8.onnx",
+        "_uint8.onnx",
+        "_bnb4.onnx",
+    ] {
+        assert!(
+            imported.iter().any(|f| f.ends_with(variant)),
+            "no {variant} file was imported"
+        );
+    }
     eprintln!("imported {imported:?}\nrefused {refused:?}");
 }
 
@@ -587,7 +592,7 @@ fn unsupported_op_names_file_node_domain_and_opset() {
         "m.onnx: node 'foo_node': unsupported op 'ai.onnx:Foo' (opset 14)"
     );
 
-    let mut m = x_to_y(node("nb", "MatMulNBits", &["x"], &["y"], vec![]), 17);
+    let mut m = x_to_y(node("nb", "QOrderedMatMul", &["x"], &["y"], vec![]), 17);
     m.graph.as_mut().expect("g").node[0].domain = "com.microsoft".into();
     m.opset_import.push(OperatorSetIdProto {
         domain: "com.microsoft".into(),
@@ -596,7 +601,7 @@ fn unsupported_op_names_file_node_domain_and_opset() {
     let msg = err_text(load_model(&m, "q.onnx"));
     assert_eq!(
         msg,
-        "q.onnx: node 'nb': unsupported op 'com.microsoft:MatMulNBits' (opset 1)"
+        "q.onnx: node 'nb': unsupported op 'com.microsoft:QOrderedMatMul' (opset 1)"
     );
 
     // A domain the importer does not know.

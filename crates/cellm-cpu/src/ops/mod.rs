@@ -9,14 +9,20 @@ pub mod common;
 pub mod concat;
 pub mod constant_of_shape;
 pub mod conv;
+pub mod conv_integer;
 pub mod expand;
 pub mod flatten;
 pub mod gather;
+pub mod gather_block_quantized;
 pub mod gather_nd;
 pub mod layer_norm;
 pub mod mat_mul;
+pub mod mat_mul_bnb4;
+pub mod mat_mul_integer;
+pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
 pub mod non_zero;
+pub mod quantize;
 pub mod range;
 pub mod reduce;
 pub mod reshape;
@@ -71,5 +77,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::SkipSimplifiedLayerNormalization(op) => skip_simplified_layer_norm::run(op, inputs),
         Op::MultiHeadAttention(op) => multi_head_attention::run(op, inputs),
         Op::RotaryEmbedding(op) => rotary_embedding::run(op, inputs),
+        Op::DequantizeLinear(op) => quantize::run_dequantize(op, inputs),
+        Op::QuantizeLinear(op) => quantize::run_quantize(op, inputs),
+        Op::DynamicQuantizeLinear(op) => quantize::run_dynamic(op, inputs),
+        Op::MatMulInteger(op) => mat_mul_integer::run(op, inputs),
+        Op::ConvInteger(op) => conv_integer::run(op, inputs),
+        Op::MatMulNBits(op) => mat_mul_n_bits::run(op, inputs),
+        Op::MatMulBnb4(op) => mat_mul_bnb4::run(op, inputs),
+        Op::GatherBlockQuantized(op) => gather_block_quantized::run(op, inputs),
     }
 }

@@ -99,6 +99,15 @@ pub fn device_supported(op: &Op, args: &Args) -> bool {
                         && r.kind == cellm_ir::ops::ReduceKind::Mean)
             }),
             Op::Shape(_) | Op::NonZero(_) | Op::Range(_) => false,
+            // No device kernels yet for quantized ops: the host runs them.
+            Op::DequantizeLinear(_)
+            | Op::QuantizeLinear(_)
+            | Op::DynamicQuantizeLinear(_)
+            | Op::MatMulInteger(_)
+            | Op::ConvInteger(_)
+            | Op::MatMulNBits(_)
+            | Op::MatMulBnb4(_)
+            | Op::GatherBlockQuantized(_) => false,
             _ => true,
         }
 }
@@ -170,7 +179,17 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
         Op::SimplifiedLayerNormalization(o) => simplified_layer_norm::encode(k, o, args),
         Op::SkipSimplifiedLayerNormalization(o) => skip_simplified_layer_norm::encode(k, o, args),
         Op::RotaryEmbedding(o) => rotary_embedding::encode(k, o, args),
-        Op::Shape(_) | Op::NonZero(_) | Op::Range(_) => bail!("{} runs on the host", op.name()),
+        Op::Shape(_)
+        | Op::NonZero(_)
+        | Op::Range(_)
+        | Op::DequantizeLinear(_)
+        | Op::QuantizeLinear(_)
+        | Op::DynamicQuantizeLinear(_)
+        | Op::MatMulInteger(_)
+        | Op::ConvInteger(_)
+        | Op::MatMulNBits(_)
+        | Op::MatMulBnb4(_)
+        | Op::GatherBlockQuantized(_) => bail!("{} runs on the host", op.name()),
     }
 }
 

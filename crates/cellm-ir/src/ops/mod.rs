@@ -9,14 +9,20 @@ pub mod cast;
 pub mod concat;
 pub mod constant_of_shape;
 pub mod conv;
+pub mod conv_integer;
 pub mod expand;
 pub mod flatten;
 pub mod gather;
+pub mod gather_block_quantized;
 pub mod gather_nd;
 pub mod layer_norm;
 pub mod mat_mul;
+pub mod mat_mul_bnb4;
+pub mod mat_mul_integer;
+pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
 pub mod non_zero;
+pub mod quantize;
 pub mod range;
 pub mod reduce;
 pub mod reshape;
@@ -41,14 +47,20 @@ pub use cast::Cast;
 pub use concat::Concat;
 pub use constant_of_shape::ConstantOfShape;
 pub use conv::{AutoPad, Conv};
+pub use conv_integer::ConvInteger;
 pub use expand::Expand;
 pub use flatten::Flatten;
 pub use gather::Gather;
+pub use gather_block_quantized::GatherBlockQuantized;
 pub use gather_nd::GatherND;
 pub use layer_norm::LayerNormalization;
 pub use mat_mul::MatMul;
+pub use mat_mul_bnb4::{Bnb4Type, MatMulBnb4};
+pub use mat_mul_integer::MatMulInteger;
+pub use mat_mul_n_bits::MatMulNBits;
 pub use multi_head_attention::MultiHeadAttention;
 pub use non_zero::NonZero;
+pub use quantize::{DequantizeLinear, DynamicQuantizeLinear, QuantizeLinear};
 pub use range::Range;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
@@ -206,6 +218,14 @@ ops! {
     SkipSimplifiedLayerNormalization(SkipSimplifiedLayerNormalization) = "com.microsoft" "SkipSimplifiedLayerNormalization",
     MultiHeadAttention(MultiHeadAttention) = "com.microsoft" "MultiHeadAttention",
     RotaryEmbedding(RotaryEmbedding) = "com.microsoft" "RotaryEmbedding",
+    DequantizeLinear(DequantizeLinear) = "" "DequantizeLinear",
+    QuantizeLinear(QuantizeLinear) = "" "QuantizeLinear",
+    DynamicQuantizeLinear(DynamicQuantizeLinear) = "" "DynamicQuantizeLinear",
+    MatMulInteger(MatMulInteger) = "" "MatMulInteger",
+    ConvInteger(ConvInteger) = "" "ConvInteger",
+    MatMulNBits(MatMulNBits) = "com.microsoft" "MatMulNBits",
+    MatMulBnb4(MatMulBnb4) = "com.microsoft" "MatMulBnb4",
+    GatherBlockQuantized(GatherBlockQuantized) = "com.microsoft" "GatherBlockQuantized",
 }
 
 impl Op {

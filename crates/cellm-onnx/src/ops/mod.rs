@@ -12,15 +12,21 @@ pub mod cast;
 pub mod concat;
 pub mod constant_of_shape;
 pub mod conv;
+pub mod conv_integer;
 pub mod dropout;
 pub mod expand;
 pub mod flatten;
 pub mod gather;
+pub mod gather_block_quantized;
 pub mod gather_nd;
 pub mod layer_norm;
 pub mod mat_mul;
+pub mod mat_mul_bnb4;
+pub mod mat_mul_integer;
+pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
 pub mod non_zero;
+pub mod quantize;
 pub mod range;
 pub mod reduce;
 pub mod reshape;
@@ -191,6 +197,14 @@ pub const REGISTRY: &[(&str, &str, ImportFn)] = &[
     ),
     (MS, "MultiHeadAttention", multi_head_attention::import),
     (MS, "RotaryEmbedding", rotary_embedding::import),
+    ("", "DequantizeLinear", quantize::import_dequantize),
+    ("", "QuantizeLinear", quantize::import_quantize),
+    ("", "DynamicQuantizeLinear", quantize::import_dynamic),
+    ("", "MatMulInteger", mat_mul_integer::import),
+    ("", "ConvInteger", conv_integer::import),
+    (MS, "MatMulNBits", mat_mul_n_bits::import),
+    (MS, "MatMulBnb4", mat_mul_bnb4::import),
+    (MS, "GatherBlockQuantized", gather_block_quantized::import),
 ];
 
 /// The importer for `op_type` in `domain` (already normalised: "" for ONNX).
