@@ -3,8 +3,9 @@
 //! Prints one JSON line: prompt_ids, generated_ids, top1_logits, tok_per_s.
 
 use anyhow::{Context, Result};
-use cellm_format::{build_llama_decoder, CellmFile, LlamaGraphOptions, ModelTokenizer};
+use cellm_format::{build_llama_decoder, tokenizer_json, CellmFile, LlamaGraphOptions};
 use cellm_ir::{DType, Tensor};
+use cellm_vlm::TextTokenizer;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ fn main() -> Result<()> {
     let prompt = args.get(2).context("usage: greedy M.cellm PROMPT [N]")?;
     let n: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(20);
     let file = CellmFile::open(path.as_ref())?;
-    let tok = ModelTokenizer::from_header(&file.header)?;
+    let tok = TextTokenizer::from_json(&tokenizer_json(&file.header)?)?;
     let ids = tok.encode(prompt)?;
     let m = build_llama_decoder(&file, &LlamaGraphOptions::default())?;
     let cfg = &m.config;

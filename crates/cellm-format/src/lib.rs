@@ -23,4 +23,4 @@ pub use format::{
 };
 pub use llama_graph::{build_llama_decoder, Embedder, LlamaDecoder, LlamaGraphOptions};
 pub use quant::WeightDType;
-pub use tokenizer::ModelTokenizer;
+pub use tokenizer::tokenizer_json;

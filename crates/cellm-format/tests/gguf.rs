@@ -315,7 +315,10 @@ fn synthetic_gguf_converts_to_hf_layout() {
         }
 
         // The tokenizer: specials whole, digits one by one, byte-level BPE merges.
-        let tok = cellm_format::ModelTokenizer::from_header(&f.header).expect("tokenizer");
+        let tok = cellm_vlm::TextTokenizer::from_json(
+            &cellm_format::tokenizer_json(&f.header).expect("tokenizer"),
+        )
+        .expect("tokenizer");
         let ids = tok.encode("ab a12<|im_start|>a").expect("encode");
         assert_eq!(ids, vec![4, 6, 7, 8, 1, 2]);
         assert_eq!(tok.decode(&ids, true).expect("decode"), "ab a12a");

@@ -3,11 +3,12 @@
 use crate::backend_arg::BackendArg;
 use anyhow::{bail, Context, Result};
 use cellm_format::chat::{builtin_template, render_chat, Message};
-use cellm_format::{build_llama_decoder, CellmFile, LlamaGraphOptions, ModelTokenizer};
+use cellm_format::{build_llama_decoder, tokenizer_json, CellmFile, LlamaGraphOptions};
 use cellm_ir::DType;
 use cellm_runtime::decoder::KvDecoder;
 use cellm_runtime::generate::{generate, GenerateConfig};
 use cellm_runtime::{Executable, SamplingConfig};
+use cellm_vlm::TextTokenizer;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -72,7 +73,7 @@ pub struct ChatArgs {
 
 /// Prints the decoded answer as it grows, holding back incomplete UTF-8.
 struct Stream<'a> {
-    tok: &'a ModelTokenizer,
+    tok: &'a TextTokenizer,
     ids: Vec<u32>,
     printed: String,
 }
@@ -103,8 +104,9 @@ pub fn run(a: ChatArgs) -> Result<()> {
         CellmFile::open(&a.model)?
     };
     let tok = match &a.tokenizer {
-        Some(p) => ModelTokenizer::from_file(p)?,
-        None => ModelTokenizer::from_header(&file.header)
+        Some(p) => TextTokenizer::from_file(p)?,
+        None => tokenizer_json(&file.header)
+            .and_then(|j| TextTokenizer::from_json(&j))
             .with_context(|| format!("{}", a.model.display()))?,
     };
     let gen_defaults = file.header.generation.clone();

@@ -160,6 +160,13 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
+    /// A tokenizer from `tokenizer.json` text (e.g. stored in a `.cellm` header).
+    pub fn from_json(json: &str) -> Result<TextTokenizer> {
+        let inner = std::str::FromStr::from_str(json)
+            .map_err(|e| anyhow!("parsing tokenizer.json: {e}"))?;
+        Ok(TextTokenizer { inner })
+    }
+
     pub fn from_file(path: &Path) -> Result<TextTokenizer> {
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| anyhow!("loading tokenizer {}: {e}", path.display()))?;
