@@ -1,10 +1,14 @@
-// com.microsoft MultiHeadAttention core over the present K/V ([B, H, T, d]):
+// com.microsoft MultiHeadAttention core for many query rows (prefill, vision):
 // one thread per (batch, query position, head), single-pass (online) softmax,
-// so no score matrix is stored. Masks: key padding (lengths [B], [B, T] or
+// so no score matrix is stored. Query head h reads key/value head
+// h / (heads / kv_heads); K/V element (b, g, t, d) lives at b*bs + g*hs +
+// t*ts + d ([B, T, G*D] caches and [B, G, T, D] alike). For few rows,
+// multi_head_attention_blocked.wgsl spreads each row over a workgroup. Masks: key padding (lengths [B], [B, T] or
 // [B, S, T]; masked scores get mask_filter_value added), causal (keys after
 // past_len + s are skipped), additive attention bias [B|1, H|1, S, T].
 // P: [n, S, H, T, hd, hv, scale(f32), mask_kind(0 none 1 lens 2 BT 3 BST),
-//     filter(f32), causal, past_len, has_bias, bias_b_bcast, bias_h_bcast]
+//     filter(f32), causal, past_len, has_bias, bias_b_bcast, bias_h_bcast,
+//     kv_heads, k_bs, k_hs, k_ts, v_bs, v_hs, v_ts]
 //#bind q r
 //#bind pk r
 //#bind pv r
@@ -32,7 +36,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let s = (i / heads) % seq;
     let b = i / (heads * seq);
     let qbase = (b * seq + s) * heads * hd + h * hd;
-    let kvbase = (b * heads + h) * total;
+    let g = h / (heads / pw(14u));
+    let kbase = b * pw(15u) + g * pw(16u);
+    let k_ts = pw(17u);
+    let vbase = b * pw(18u) + g * pw(19u);
+    let v_ts = pw(20u);
     var bb = b;
     if (pw(12u) == 1u) { bb = 0u; }
     var bh = h;
@@ -46,7 +54,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var t = 0u; t < total; t++) {
         if (causal && t > past + s) { break; }
         var dot = 0.0;
-        for (var d = 0u; d < hd; d++) { dot = fma(ld_q(qbase + d), ld_pk((kvbase + t) * hd + d), dot); }
+        for (var d = 0u; d < hd; d++) { dot = fma(ld_q(qbase + d), ld_pk(kbase + t * k_ts + d), dot); }
         var sc = dot * scale;
         if (mask_kind == 1u) {
             if (i32(t) >= li_mask(b)) { sc += filter_value; }
@@ -60,7 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let corr = exp(m - m_new);
         let p = exp(sc - m_new);
         l = l * corr + p;
-        for (var d = 0u; d < hv; d++) { acc[d] = acc[d] * corr + p * ld_pv((kvbase + t) * hv + d); }
+        for (var d = 0u; d < hv; d++) { acc[d] = acc[d] * corr + p * ld_pv(vbase + t * v_ts + d); }
         m = m_new;
     }
     let obase = (b * seq + s) * heads * hv + h * hv;

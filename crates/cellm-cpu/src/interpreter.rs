@@ -1,8 +1,9 @@
 //! Runs a graph on the CPU in topological order, binding symbolic dims from the
 //! inputs and freeing each intermediate after its last reader.
 
+use crate::kv_cache::KvCache;
 use anyhow::{anyhow, bail, Result};
-use cellm_ir::{Dim, Graph, Tensor};
+use cellm_ir::{DType, Dim, Graph, Node, Op, Tensor};
 use std::collections::HashMap;
 
 /// Symbol → size, bound from the inputs of one run.
@@ -11,37 +12,50 @@ pub type Bindings = HashMap<String, usize>;
 /// Checks `inputs` against the graph's declared inputs and binds symbolic
 /// dims; errors name the input and the offending dim.
 pub fn bind_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Bindings> {
+    let shapes: HashMap<&str, (DType, &[usize])> = inputs
+        .iter()
+        .map(|(k, t)| (k.as_str(), (t.dtype(), t.shape())))
+        .collect();
+    bind_input_shapes(graph, &shapes)
+}
+
+/// [`bind_inputs`] from each input's dtype and shape alone (inputs that live
+/// elsewhere, e.g. in a device KV cache, have no host tensor).
+pub fn bind_input_shapes(
+    graph: &Graph,
+    inputs: &HashMap<&str, (DType, &[usize])>,
+) -> Result<Bindings> {
     let mut bindings = Bindings::new();
     for &v in &graph.inputs {
         let info = &graph.values[v];
-        let t = inputs
-            .get(&info.name)
+        let &(dtype, given) = inputs
+            .get(info.name.as_str())
             .ok_or_else(|| anyhow!("missing input '{}'", info.name))?;
         let Some(fact) = &info.fact else { continue };
-        if t.dtype() != fact.dtype {
+        if dtype != fact.dtype {
             bail!(
                 "input '{}' must be {} but is {}",
                 info.name,
                 fact.dtype,
-                t.dtype()
+                dtype
             );
         }
         let Some(shape) = &fact.shape else { continue };
-        if shape.len() != t.rank() {
+        if shape.len() != given.len() {
             bail!(
                 "input '{}' must have rank {} ({}) but has shape {:?}",
                 info.name,
                 shape.len(),
                 cellm_ir::shape::fmt_shape(shape),
-                t.shape()
+                given
             );
         }
-        for (i, (d, &n)) in shape.iter().zip(t.shape()).enumerate() {
+        for (i, (d, &n)) in shape.iter().zip(given).enumerate() {
             match d {
                 Dim::Known(k) if *k != n => bail!(
                     "input '{}' dim {i} must be {k} but is {n} (shape {:?})",
                     info.name,
-                    t.shape()
+                    given
                 ),
                 Dim::Sym(s) => match bindings.get(s) {
                     Some(&prev) if prev != n => bail!(
@@ -66,6 +80,44 @@ pub fn bind_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Bi
 
 /// Runs `graph` on `inputs` (by input name) and returns the graph outputs by name.
 pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    run_inner(graph, inputs, None)
+}
+
+/// Like [`run`], with the graph inputs named in `cache` bound to views of
+/// those caches (callers leave them out of `inputs`), and every KvCacheAppend
+/// whose past is such an input appending in place. On error the caches are
+/// rewound to where they were.
+pub fn run_with_cache(
+    graph: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    cache: &mut KvCache,
+) -> Result<HashMap<String, Tensor>> {
+    let mut all = inputs.clone();
+    let mut start = None;
+    for name in cache.names() {
+        if all.contains_key(name) {
+            bail!("input '{name}' is held by the KV cache and must not be passed");
+        }
+        start = start.or(cache.rows(name));
+    }
+    let names: Vec<String> = cache.names().cloned().collect();
+    for name in names {
+        all.insert(name.clone(), cache.view(&name)?);
+    }
+    let result = run_inner(graph, &all, Some(cache));
+    if result.is_err() {
+        if let Some(rows) = start {
+            cache.truncate(rows);
+        }
+    }
+    result
+}
+
+fn run_inner(
+    graph: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    mut cache: Option<&mut KvCache>,
+) -> Result<HashMap<String, Tensor>> {
     bind_inputs(graph, inputs)?;
     let order = graph.topo_order()?;
     let mut uses = graph.use_counts();
@@ -93,8 +145,11 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
                 })
                 .collect::<Result<_>>()
                 .map_err(|e| anyhow!("node '{}' ({}): {e}", node.name, node.op.name()))?;
-        let outs = crate::ops::eval(&node.op, &args)
-            .map_err(|e| anyhow!("node '{}' ({}): {e:#}", node.name, node.op.name()))?;
+        let outs = match (&node.op, cache.as_deref_mut()) {
+            (Op::KvCacheAppend(_), Some(c)) => append_in_place(graph, node, &args, c),
+            _ => crate::ops::eval(&node.op, &args),
+        }
+        .map_err(|e| anyhow!("node '{}' ({}): {e:#}", node.name, node.op.name()))?;
         if let Some(p) = profile.as_mut() {
             let e = p.entry(node.op.name()).or_default();
             e.0 += started.elapsed().as_secs_f64();
@@ -127,4 +182,26 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<HashMap<St
         out.insert(graph.values[v].name.clone(), t);
     }
     Ok(out)
+}
+
+/// KvCacheAppend on a cache-bound past input: writes the new rows in place.
+/// Any other past (e.g. an intermediate) takes the functional copy.
+fn append_in_place(
+    graph: &Graph,
+    node: &Node,
+    args: &[Option<&Tensor>],
+    cache: &mut KvCache,
+) -> Result<Vec<Tensor>> {
+    let past = node.inputs.first().copied().flatten();
+    let name = past
+        .filter(|v| graph.inputs.contains(v))
+        .map(|v| graph.values[v].name.as_str());
+    let (Some(name), Some(Some(past_t)), Some(Some(new))) = (name, args.first(), args.get(1))
+    else {
+        return crate::ops::eval(&node.op, args);
+    };
+    if cache.rows(name) != past_t.shape().get(1).copied() {
+        return crate::ops::eval(&node.op, args);
+    }
+    Ok(vec![cache.append(name, new)?])
 }

@@ -2,6 +2,10 @@
 //! correct kernels. Other backends are tested against it.
 
 pub mod interpreter;
+pub mod kv_cache;
 pub mod ops;
+pub mod par;
+pub mod vmath;
 
-pub use interpreter::{run, Bindings};
+pub use interpreter::{run, run_with_cache, Bindings};
+pub use kv_cache::KvCache;

@@ -1037,6 +1037,7 @@ fn multi_head_attention_random_matches_naive() {
             scale: c.scale,
             mask_filter_value: c.mask_filter,
             unidirectional: c.unidirectional,
+            kv_num_heads: None,
         });
         let inputs = [
             Some(&qt),
@@ -1120,6 +1121,7 @@ fn multi_head_attention_s80_four_heads_is_fast() {
         scale: None,
         mask_filter_value: -10000.0,
         unidirectional: true,
+        kv_num_heads: None,
     });
     let start = std::time::Instant::now();
     let reps = 10;
@@ -1142,6 +1144,7 @@ fn ort_case_op(name: &str) -> Op {
             scale,
             mask_filter_value,
             unidirectional,
+            kv_num_heads: None,
         })
     };
     let rope = |interleaved, num_heads, rotary_embedding_dim| {
@@ -1219,5 +1222,96 @@ fn matches_onnxruntime_reference_data() {
             compared += 1;
         }
         assert!(compared > 0, "{name}: no outputs compared");
+    }
+}
+
+/// Grouped-query attention (`kv_num_heads`) against its slow form: the same
+/// MultiHeadAttention on key/value with every kv head repeated for its query
+/// heads (what repeat_kv's Expand builds), for 3-D and 4-D key/value.
+#[test]
+fn grouped_attention_matches_repeated_heads() {
+    let mut r = rng_for("grouped_attention_matches_repeated_heads");
+    for trial in 0..12 {
+        let (b, s, t) = (
+            r.random_range(1..3),
+            r.random_range(1..6),
+            r.random_range(1..12),
+        );
+        let (g, rep, d) = (r.random_range(1..4), r.random_range(1..4), 4);
+        let h = g * rep;
+        let t = t.max(s);
+        let bnsh = trial % 2 == 1;
+        let rand = |r: &mut StdRng, n: usize| -> Vec<f32> {
+            (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
+        };
+        let q = Tensor::from_vec(vec![b, s, h * d], rand(&mut r, b * s * h * d));
+        let kv: Vec<Vec<f32>> = (0..2).map(|_| rand(&mut r, b * t * g * d)).collect();
+        // (b, kv head, t, d) → value in the chosen layout.
+        let at = |x: &[f32], bi: usize, gi: usize, ti: usize, di: usize| {
+            if bnsh {
+                x[((bi * g + gi) * t + ti) * d + di]
+            } else {
+                x[((bi * t + ti) * g + gi) * d + di]
+            }
+        };
+        let shape = if bnsh {
+            vec![b, g, t, d]
+        } else {
+            vec![b, t, g * d]
+        };
+        let grouped: Vec<Tensor> = kv
+            .iter()
+            .map(|x| Tensor::from_vec(shape.clone(), x.clone()))
+            .collect();
+        // Repeated: [B, H, T, D] with head j = kv head j / rep.
+        let repeated: Vec<Tensor> = kv
+            .iter()
+            .map(|x| {
+                let mut v = Vec::with_capacity(b * h * t * d);
+                for bi in 0..b {
+                    for hi in 0..h {
+                        for ti in 0..t {
+                            for di in 0..d {
+                                v.push(at(x, bi, hi / rep, ti, di));
+                            }
+                        }
+                    }
+                }
+                Tensor::from_vec(vec![b, h, t, d], v)
+            })
+            .collect();
+        let causal = trial % 3 == 0;
+        let op = |kvh| {
+            Op::MultiHeadAttention(MultiHeadAttention {
+                num_heads: h,
+                scale: None,
+                mask_filter_value: -10000.0,
+                unidirectional: causal,
+                kv_num_heads: kvh,
+            })
+        };
+        let fast = run1(
+            op(Some(g)),
+            &[Some(&q), Some(&grouped[0]), Some(&grouped[1])],
+        );
+        // The slow form is causal over T keys only when T == S (no past); the
+        // grouped form treats the first T - S keys as past.
+        if causal && t != s {
+            continue;
+        }
+        let slow = run1(
+            op(None),
+            &[Some(&q), Some(&repeated[0]), Some(&repeated[1])],
+        );
+        assert_eq!(fast.len(), 1, "grouped attention returns only its output");
+        // Same arithmetic in the same order: only GEMM blocking may differ.
+        assert_close(
+            &fast[0].to_f64_vec(),
+            &slow[0].to_f64_vec(),
+            1e-6,
+            &format!(
+                "trial {trial}: b {b} s {s} t {t} g {g} rep {rep} bnsh {bnsh} causal {causal}"
+            ),
+        );
     }
 }

@@ -442,6 +442,7 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
                 scale: Some(1.0 / (hd as f32).sqrt()),
                 mask_filter_value: -10000.0,
                 unidirectional: false,
+                kv_num_heads: None,
             }),
             &[
                 Some(q),

@@ -7,7 +7,8 @@
 //! the graph outputs are read back.
 
 use crate::device::GpuContext;
-use crate::kernel::{DevTensor, Kern, KernConfig, PipelineCache, RunStats};
+use crate::kernel::{BufferPool, DevTensor, Kern, KernConfig, PipelineCache, RunStats};
+use crate::kv_cache::GpuKvCache;
 use crate::ops::{self, Args};
 use anyhow::{anyhow, Context, Result};
 use cellm_ir::{DType, Graph, Op, Tensor, ValueId};
@@ -53,6 +54,7 @@ pub struct GpuSession {
     /// few integer ones that device kernels read on first use).
     weights: Mutex<HashMap<ValueId, DevTensor>>,
     pipelines: PipelineCache,
+    pool: BufferPool,
     opts: SessionOptions,
     cfg: KernConfig,
     last_stats: Mutex<RunStats>,
@@ -128,6 +130,7 @@ impl GpuSession {
             order,
             weights: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            pool: BufferPool::default(),
             opts,
             last_stats: Mutex::new(RunStats::default()),
             graph: Box::new(graph),
@@ -189,12 +192,93 @@ impl GpuSession {
 
     /// Same contract as `cellm_cpu::run`: inputs by name, outputs by name.
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+        self.run_inner(inputs, None)
+    }
+
+    /// Empty device KV caches (capacity `cap_rows` tokens) for the graph
+    /// inputs `names`, each declared [B, P, X] with X known.
+    pub fn new_kv_cache(&self, names: &[String], cap_rows: usize) -> Result<GpuKvCache> {
         let g = &self.graph;
-        cellm_cpu::interpreter::bind_inputs(g, inputs)?;
-        let mut k = Kern::new(&self.ctx, &self.pipelines, self.cfg);
+        let mut k = Kern::new(
+            &self.ctx,
+            &self.pipelines,
+            KernConfig {
+                poison: false,
+                ..self.cfg
+            },
+        );
+        let mut cache = GpuKvCache::with_capacity(cap_rows);
+        for name in names {
+            let fact = g
+                .find(name)
+                .filter(|v| g.inputs.contains(v))
+                .and_then(|v| g.values[v].fact.clone())
+                .ok_or_else(|| anyhow!("'{name}' is not a declared input of graph '{}'", g.name))?;
+            let row = match fact.shape.as_deref() {
+                Some([_, _, x]) => x.known(),
+                _ => None,
+            }
+            .ok_or_else(|| anyhow!("KV cache input '{name}' must be [B, P, X] with X fixed"))?;
+            cache.add(&mut k, name, fact.dtype, row)?;
+        }
+        k.flush();
+        Ok(cache)
+    }
+
+    /// Like [`GpuSession::run`], with the inputs held by `cache` bound to its
+    /// device buffers (callers leave them out of `inputs`) and KvCacheAppend on
+    /// them writing the new rows in place. Outputs made by those appends (the
+    /// present values) stay on the device and are not returned. On error the
+    /// caches are rewound.
+    pub fn run_with_cache(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        cache: &mut GpuKvCache,
+    ) -> Result<HashMap<String, Tensor>> {
+        let start = cache.names().next().and_then(|n| cache.rows(n));
+        let result = self.run_inner(inputs, Some(&mut *cache));
+        if result.is_err() {
+            if let Some(rows) = start {
+                cache.truncate(rows);
+            }
+        }
+        result
+    }
+
+    fn run_inner(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        mut cache: Option<&mut GpuKvCache>,
+    ) -> Result<HashMap<String, Tensor>> {
+        let g = &self.graph;
+        let mut views: HashMap<String, DevTensor> = HashMap::new();
+        if let Some(c) = cache.as_deref() {
+            for name in c.names() {
+                if inputs.contains_key(name) {
+                    return Err(anyhow!(
+                        "input '{name}' is held by the KV cache and must not be passed"
+                    ));
+                }
+                views.insert(name.clone(), c.view(name)?);
+            }
+        }
+        {
+            let mut shapes: HashMap<&str, (DType, &[usize])> = inputs
+                .iter()
+                .map(|(k, t)| (k.as_str(), (t.dtype(), t.shape())))
+                .collect();
+            for (k, d) in &views {
+                shapes.insert(k.as_str(), (d.dtype, &d.shape[..]));
+            }
+            cellm_cpu::interpreter::bind_input_shapes(g, &shapes)?;
+        }
+        let mut k = Kern::new(&self.ctx, &self.pipelines, self.cfg).with_pool(&self.pool);
         let mut slots: Vec<Slot> = vec![Slot::default(); g.values.len()];
         for &v in &g.inputs {
             slots[v].host = inputs.get(g.value_name(v)).cloned();
+            if let Some(d) = views.get(g.value_name(v)) {
+                slots[v].dev = Some(d.clone());
+            }
         }
         {
             let w = self
@@ -207,20 +291,50 @@ impl GpuSession {
             }
         }
         let mut uses = g.use_counts();
+        // Values written in place into a KV cache: never read back.
+        let mut in_cache = vec![false; g.values.len()];
         for &ix in &self.order {
             let node = &g.nodes[ix];
-            self.run_node(&mut k, node, &mut slots)
-                .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+            let appended = match cache.as_deref_mut() {
+                Some(c) => self
+                    .append_in_place(&mut k, node, &slots, c)
+                    .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?,
+                None => None,
+            };
+            if let Some((out, d)) = appended {
+                slots[out] = Slot {
+                    host: None,
+                    dev: Some(d),
+                };
+                in_cache[out] = true;
+                *k.stats.device_ops.entry(node.op.name()).or_default() += 1;
+            } else {
+                self.run_node(&mut k, node, &mut slots, &uses)
+                    .with_context(|| format!("node '{}' ({})", node.name, node.op.name()))?;
+            }
             for v in node.inputs.iter().flatten() {
                 uses[*v] -= 1;
                 if uses[*v] == 0 && !g.initializers.contains_key(v) {
-                    slots[*v] = Slot::default();
+                    if let Some(d) = std::mem::take(&mut slots[*v]).dev {
+                        k.recycle(d);
+                    }
+                }
+            }
+            // Outputs nobody reads free at once.
+            for v in node.outputs.iter().flatten() {
+                if uses[*v] == 0 {
+                    if let Some(d) = std::mem::take(&mut slots[*v]).dev {
+                        k.recycle(d);
+                    }
                 }
             }
         }
         let mut out = HashMap::new();
         let mut pending: Vec<(String, DevTensor)> = Vec::new();
         for &v in &g.outputs {
+            if in_cache[v] {
+                continue;
+            }
             let name = g.value_name(v).to_string();
             let slot = &slots[v];
             match (&slot.host, &slot.dev) {
@@ -235,6 +349,13 @@ impl GpuSession {
         let tensors = k.read_back(&refs)?;
         for ((name, _), t) in pending.into_iter().zip(tensors) {
             out.insert(name, t);
+        }
+        // The run is finished on the device (read_back waited): every buffer
+        // not held elsewhere (weights, caches) goes back to the pool.
+        for (v, slot) in slots.into_iter().enumerate() {
+            if let (Some(d), false) = (slot.dev, g.initializers.contains_key(&v)) {
+                k.recycle(d);
+            }
         }
         if let Ok(mut s) = self.last_stats.lock() {
             *s = k.stats.clone();
@@ -274,7 +395,47 @@ impl GpuSession {
         Ok(d)
     }
 
-    fn run_node(&self, k: &mut Kern, node: &cellm_ir::Node, slots: &mut [Slot]) -> Result<()> {
+    /// KvCacheAppend whose past is a cache-bound graph input (at its full
+    /// length): appends in place and returns (output value, longer view).
+    fn append_in_place(
+        &self,
+        k: &mut Kern,
+        node: &cellm_ir::Node,
+        slots: &[Slot],
+        cache: &mut GpuKvCache,
+    ) -> Result<Option<(ValueId, DevTensor)>> {
+        let g = &self.graph;
+        if !matches!(node.op, Op::KvCacheAppend(_)) {
+            return Ok(None);
+        }
+        let (Some(Some(past)), Some(Some(new)), Some(Some(out))) = (
+            node.inputs.first(),
+            node.inputs.get(1),
+            node.outputs.first(),
+        ) else {
+            return Ok(None);
+        };
+        let name = g.value_name(*past);
+        let past_rows = slots[*past]
+            .dev
+            .as_ref()
+            .and_then(|d| d.shape.get(1).copied());
+        if !g.inputs.contains(past) || cache.rows(name).is_none() || cache.rows(name) != past_rows {
+            return Ok(None);
+        }
+        let Some(new_dev) = slots[*new].dev.clone() else {
+            return Ok(None);
+        };
+        Ok(Some((*out, cache.append(k, name, &new_dev)?)))
+    }
+
+    fn run_node(
+        &self,
+        k: &mut Kern,
+        node: &cellm_ir::Node,
+        slots: &mut [Slot],
+        uses: &[usize],
+    ) -> Result<()> {
         let g = &self.graph;
         for v in node.inputs.iter().flatten() {
             if slots[*v].dtype().is_none() {
@@ -314,9 +475,15 @@ impl GpuSession {
             !out_dtypes.is_empty() && out_dtypes.iter().all(|d| d.is_some_and(is_int));
         let host_math = self.opts.host_shape_math && all_host && int_outputs;
         let mut on_host = host_math || matches!(node.op, Op::NonZero(_) | Op::Range(_));
+        let wanted = node
+            .outputs
+            .iter()
+            .map(|o| o.is_some_and(|o| uses[o] > 0 || g.outputs.contains(&o)))
+            .collect();
         let mut args = Args {
             dev: vec![],
             host: vec![],
+            wanted,
         };
         if !on_host {
             let params = ops::param_inputs(&node.op);

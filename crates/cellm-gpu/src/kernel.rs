@@ -3,7 +3,8 @@
 //!
 //! Device storage: f32 as f32 words, f16 as f16 halves (2 bytes, the host
 //! layout; native `array<f16>` with SHADER_F16, packed pairs in `u32` words
-//! without), integers (i64/i32/i8/u8) as i32 words and bools as u32 0/1.
+//! without), u8/i8 as bytes (the host layout, four per word: quantized
+//! weights keep their size), i64/i32 as i32 words and bools as u32 0/1.
 //! Kernels reach elements only through the accessors `shaders.rs` generates
 //! for each binding, so one kernel serves every storage kind. A tensor larger
 //! than one storage binding (or than one buffer) lives in several buffers
@@ -72,6 +73,11 @@ impl DevTensor {
         shaders::BindLayout {
             half: self.store.half,
             chunks: self.store.chunks.len() as u32,
+            bytes: match self.dtype {
+                DType::U8 => Some(shaders::ByteElems::Unsigned),
+                DType::I8 => Some(shaders::ByteElems::Signed),
+                _ => None,
+            },
         }
     }
 }
@@ -80,6 +86,7 @@ impl DevTensor {
 pub fn elem_bytes(dtype: DType) -> Result<u64> {
     Ok(match dtype {
         DType::F16 => 2,
+        DType::U8 | DType::I8 => 1,
         DType::F64 => bail!("f64 tensors are not supported on the GPU"),
         _ => 4,
     })
@@ -161,9 +168,50 @@ pub struct RunStats {
     pub host_ops: std::collections::BTreeMap<String, usize>,
     /// Ops run on the device, by op name.
     pub device_ops: std::collections::BTreeMap<String, usize>,
+    /// Bytes of graph inputs and values uploaded during the run (weights
+    /// uploaded at session creation not counted).
+    pub host_to_device_bytes: u64,
+    /// Bytes read back: graph outputs and mid-run readbacks.
+    pub device_to_host_bytes: u64,
 }
 
 pub type PipelineCache = Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>;
+
+/// Free device buffers by size, reused by later allocations of a session
+/// (liveness-based memory planning: a value's buffers come back here after
+/// its last reader, within a run and across runs).
+#[derive(Default)]
+pub struct BufferPool {
+    free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+}
+
+impl BufferPool {
+    /// Allocation size for `size` bytes: rounded up to 1/8 of its power of
+    /// two (at most 12.5% slack) so growing values (a longer attention row
+    /// each decode step) still find buffers.
+    fn bucket(size: u64) -> u64 {
+        let step = (size.next_power_of_two() / 8).max(256);
+        size.div_ceil(step) * step
+    }
+
+    fn take(&self, size: u64) -> Option<wgpu::Buffer> {
+        self.free.lock().ok()?.get_mut(&size)?.pop()
+    }
+
+    fn give(&self, b: wgpu::Buffer) {
+        if let Ok(mut f) = self.free.lock() {
+            f.entry(b.size()).or_default().push(b);
+        }
+    }
+
+    /// Bytes held by free buffers.
+    pub fn free_bytes(&self) -> u64 {
+        self.free
+            .lock()
+            .map(|f| f.iter().map(|(s, v)| s * v.len() as u64).sum())
+            .unwrap_or(0)
+    }
+}
 
 /// Per-session settings of the encoder.
 #[derive(Clone, Copy, Debug)]
@@ -209,6 +257,7 @@ impl KernConfig {
 pub struct Kern<'a> {
     pub ctx: &'a GpuContext,
     pipelines: &'a PipelineCache,
+    pool: Option<&'a BufferPool>,
     encoder: Option<wgpu::CommandEncoder>,
     pub cfg: KernConfig,
     pub stats: RunStats,
@@ -235,9 +284,29 @@ impl<'a> Kern<'a> {
         Kern {
             ctx,
             pipelines,
+            pool: None,
             encoder: None,
             cfg,
             stats: RunStats::default(),
+        }
+    }
+
+    /// Allocates from (and recycles into) `pool`; ignored while poisoning,
+    /// which needs fresh all-ones buffers.
+    pub fn with_pool(mut self, pool: &'a BufferPool) -> Kern<'a> {
+        if !self.cfg.poison {
+            self.pool = Some(pool);
+        }
+        self
+    }
+
+    /// Returns `t`'s buffers to the pool when nothing else holds them.
+    pub fn recycle(&mut self, t: DevTensor) {
+        let Some(pool) = self.pool else { return };
+        if let Ok(store) = Arc::try_unwrap(t.store) {
+            for b in store.chunks {
+                pool.give(b);
+            }
         }
     }
 
@@ -270,6 +339,17 @@ impl<'a> Kern<'a> {
                             contents: &vec![0xffu8; size as usize],
                             usage: USAGE,
                         })
+                } else if let Some(pool) = self.pool {
+                    // Never past the largest binding a chunk may use.
+                    let size = BufferPool::bucket(size).min(self.cfg.chunk_bytes.max(size));
+                    pool.take(size).unwrap_or_else(|| {
+                        self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                            label: None,
+                            size,
+                            usage: USAGE,
+                            mapped_at_creation: false,
+                        })
+                    })
                 } else {
                     self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                         label: None,
@@ -299,7 +379,12 @@ impl<'a> Kern<'a> {
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         let mut key = name.to_string();
         for l in layouts {
-            key.push_str(if l.half { " h" } else { " w" });
+            key.push_str(match (l.half, l.bytes) {
+                (_, Some(shaders::ByteElems::Unsigned)) => " u",
+                (_, Some(shaders::ByteElems::Signed)) => " s",
+                (true, None) => " h",
+                (false, None) => " w",
+            });
             key.push_str(&l.chunks.to_string());
         }
         let mut cache = self
@@ -442,7 +527,10 @@ impl<'a> Kern<'a> {
 
     /// Copies all of `src` into `dst` (same dtype and element count).
     pub fn copy(&mut self, src: &DevTensor, dst: &DevTensor) -> Result<()> {
-        if src.len() != dst.len() || src.store.half != dst.store.half {
+        if src.len() != dst.len()
+            || src.store.half != dst.store.half
+            || elem_bytes(src.dtype)? != elem_bytes(dst.dtype)?
+        {
             bail!(
                 "copy between mismatched tensors {:?} and {:?}",
                 src.shape,
@@ -463,6 +551,41 @@ impl<'a> Kern<'a> {
         Ok(())
     }
 
+    /// Copies `len` bytes from byte `src_off` of `src` to byte `dst_off` of
+    /// `dst` (storage bytes, across chunk boundaries; offsets and length are
+    /// multiples of 4).
+    pub fn copy_range(
+        &mut self,
+        src: &DevTensor,
+        src_off: u64,
+        dst: &DevTensor,
+        dst_off: u64,
+        len: u64,
+    ) -> Result<()> {
+        if (src_off | dst_off | len) % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
+            bail!("copy of {len} bytes at {src_off} -> {dst_off} is not 4-byte aligned");
+        }
+        let chunk = self.cfg.chunk_bytes;
+        let (mut s, mut d, mut left) = (src_off, dst_off, len);
+        while left > 0 {
+            let (sc, so) = ((s / chunk) as usize, s % chunk);
+            let (dc, dof) = ((d / chunk) as usize, d % chunk);
+            let (Some(sb), Some(db)) = (src.store.chunks.get(sc), dst.store.chunks.get(dc)) else {
+                bail!("copy range {s}..+{left} runs past a tensor's storage");
+            };
+            let n = left.min(sb.size() - so).min(db.size() - dof);
+            if n == 0 {
+                bail!("copy range {s}..+{left} runs past a tensor's storage");
+            }
+            let (sb, db) = (sb.clone(), db.clone());
+            self.encoder().copy_buffer_to_buffer(&sb, so, &db, dof, n);
+            s += n;
+            d += n;
+            left -= n;
+        }
+        Ok(())
+    }
+
     pub fn clear(&mut self, t: &DevTensor) {
         for b in t.store.chunks.clone() {
             self.encoder().clear_buffer(&b, 0, None);
@@ -473,7 +596,7 @@ impl<'a> Kern<'a> {
     pub fn upload(&mut self, t: &Tensor) -> Result<DevTensor> {
         let words: Vec<u32>;
         let bytes: &[u8] = match t.dtype() {
-            DType::F32 | DType::F16 | DType::I32 => t.bytes(),
+            DType::F32 | DType::F16 | DType::I32 | DType::U8 | DType::I8 => t.bytes(),
             DType::I64 => {
                 words = t
                     .view::<i64>()?
@@ -483,16 +606,13 @@ impl<'a> Kern<'a> {
                     .collect();
                 bytemuck::cast_slice(&words)
             }
-            DType::I8 => {
-                words = t.view::<i8>()?.iter().map(|&v| v as i32 as u32).collect();
-                bytemuck::cast_slice(&words)
-            }
-            DType::U8 | DType::Bool => {
+            DType::Bool => {
                 words = t.bytes().iter().map(|&v| v as u32).collect();
                 bytemuck::cast_slice(&words)
             }
             DType::F64 => bail!("f64 tensors are not supported on the GPU"),
         };
+        self.stats.host_to_device_bytes += bytes.len() as u64;
         let mut off = 0usize;
         let mut chunks = Vec::new();
         for size in chunk_sizes(bytes.len() as u64, self.cfg.chunk_bytes) {
@@ -572,6 +692,7 @@ impl<'a> Kern<'a> {
             }
             let n = t.len();
             let need = n * elem_bytes(t.dtype)? as usize;
+            self.stats.device_to_host_bytes += need as u64;
             if bytes.len() < need {
                 bail!(
                     "readback of {:?}: {} bytes, expected {need}",
@@ -586,6 +707,10 @@ impl<'a> Kern<'a> {
                     .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])))
                     .collect();
                 Tensor::from_vec(shape, halves)
+            } else if t.dtype == DType::U8 {
+                Tensor::from_vec(shape, bytes[..need].to_vec())
+            } else if t.dtype == DType::I8 {
+                Tensor::from_vec(shape, bytes[..need].iter().map(|&b| b as i8).collect())
             } else {
                 let words: Vec<u32> = bytes[..need]
                     .chunks_exact(4)
@@ -601,14 +726,12 @@ impl<'a> Kern<'a> {
                     DType::I32 => {
                         Tensor::from_vec(shape, words.iter().map(|&w| w as i32).collect())
                     }
-                    DType::I8 => {
-                        Tensor::from_vec(shape, words.iter().map(|&w| w as i32 as i8).collect())
-                    }
-                    DType::U8 => Tensor::from_vec(shape, words.iter().map(|&w| w as u8).collect()),
                     DType::Bool => {
                         Tensor::from_bools(shape, words.iter().map(|&w| w != 0).collect())
                     }
-                    DType::F16 | DType::F64 => bail!("unexpected dtype {}", t.dtype),
+                    DType::F16 | DType::F64 | DType::U8 | DType::I8 => {
+                        bail!("unexpected dtype {}", t.dtype)
+                    }
                 }
             };
             out.push(tensor);

@@ -11,9 +11,11 @@
 pub mod device;
 pub mod executor;
 pub mod kernel;
+pub mod kv_cache;
 pub mod ops;
 pub mod shaders;
 
 pub use device::{list_adapters, AdapterReport, Caps, GpuContext};
 pub use executor::{GpuSession, SessionOptions};
 pub use kernel::RunStats;
+pub use kv_cache::GpuKvCache;

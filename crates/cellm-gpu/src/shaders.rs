@@ -12,6 +12,10 @@
 //! because two threads may own the two halves of one word); and tensors
 //! larger than one storage binding are split over several bindings
 //! ("chunks") of `chunk_bytes` each, the accessor picking the chunk.
+//! u8/i8 tensors are stored one byte per element, four to a `u32` word (so
+//! 8-bit and packed 4-bit weights keep their size on the device); their `lw_`
+//! zero- or sign-extends like the 32-bit integer words, and `lq_NAME(w)` /
+//! `sq_NAME(w, v)` read / write the four bytes of word `w` at once.
 
 use crate::device::Caps;
 use anyhow::{bail, Result};
@@ -33,15 +37,31 @@ kernels!(
     "cast",
     "constant_of_shape",
     "conv",
+    "conv_integer",
+    "dequantize",
     "gather",
+    "gather_block_quantized",
     "gather_nd",
+    "gelu",
     "gemv",
     "layer_norm",
     "mat_mul",
+    "mat_mul_epilogue",
+    "mat_mul_epilogue_gemv",
+    "mat_mul_bnb4",
+    "mat_mul_bnb4_gemv",
+    "mat_mul_integer",
+    "mat_mul_integer_gemv",
+    "mat_mul_n_bits",
+    "mat_mul_n_bits_gemv",
     "multi_head_attention",
+    "multi_head_attention_blocked",
+    "quantize",
+    "quantize_range",
     "reduce",
     "rotary_embedding",
     "scatter_nd",
+    "silu_mul",
     "simplified_layer_norm",
     "skip_simplified_layer_norm",
     "softmax",
@@ -51,6 +71,13 @@ kernels!(
     "where_op",
 );
 
+/// Signedness of byte-stored (u8/i8) elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ByteElems {
+    Unsigned,
+    Signed,
+}
+
 /// How the tensor at one binding is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BindLayout {
@@ -58,16 +85,30 @@ pub struct BindLayout {
     pub half: bool,
     /// Number of buffers (each at most `chunk_bytes`) the tensor spans.
     pub chunks: u32,
+    /// One byte per element (u8/i8), four per word.
+    pub bytes: Option<ByteElems>,
 }
 
 impl BindLayout {
     pub const WORD: BindLayout = BindLayout {
         half: false,
         chunks: 1,
+        bytes: None,
     };
     pub const HALF: BindLayout = BindLayout {
         half: true,
         chunks: 1,
+        bytes: None,
+    };
+    pub const U8: BindLayout = BindLayout {
+        half: false,
+        chunks: 1,
+        bytes: Some(ByteElems::Unsigned),
+    };
+    pub const I8: BindLayout = BindLayout {
+        half: false,
+        chunks: 1,
+        bytes: Some(ByteElems::Signed),
     };
 }
 
@@ -84,7 +125,31 @@ pub fn bindings(body: &str) -> Vec<(String, bool)> {
 }
 
 /// Per-chunk access expressions: (load f32, load raw bits, store f32, store bits).
-fn chunk_exprs(a: &str, half: bool, native: bool, rw: bool) -> [String; 4] {
+fn chunk_exprs(a: &str, lay: BindLayout, native: bool, rw: bool) -> [String; 4] {
+    let half = lay.half;
+    if let Some(sign) = lay.bytes {
+        let word = if rw {
+            format!("atomicLoad(&{a}[o >> 2u])")
+        } else {
+            format!("{a}[o >> 2u]")
+        };
+        let load = match sign {
+            ByteElems::Unsigned => format!("return ({word} >> ((o & 3u) * 8u)) & 0xffu;"),
+            ByteElems::Signed => format!(
+                "return bitcast<u32>(extractBits(bitcast<i32>({word}), (o & 3u) * 8u, 8u));"
+            ),
+        };
+        // Like packed halves: each thread clears then sets only its own byte.
+        let store = format!(
+            "let sh = (o & 3u) * 8u; atomicAnd(&{a}[o >> 2u], ~(0xffu << sh)); atomicOr(&{a}[o >> 2u], (v & 0xffu) << sh);"
+        );
+        return [
+            format!("return bitcast<f32>(lw_c{a}(o));"),
+            load,
+            format!("sw_c{a}(o, bitcast<u32>(v));"),
+            store,
+        ];
+    }
     if !half {
         return [
             format!("return bitcast<f32>({a}[o]);"),
@@ -129,7 +194,13 @@ fn emit_binding(
     native: bool,
     chunk_bytes: u64,
 ) {
-    let elem = if !lay.half {
+    let elem = if lay.bytes.is_some() {
+        if rw {
+            "atomic<u32>"
+        } else {
+            "u32"
+        }
+    } else if !lay.half {
         "u32"
     } else if native {
         "f16"
@@ -139,7 +210,14 @@ fn emit_binding(
         "u32"
     };
     let access = if rw { "read_write" } else { "read" };
-    let chunk_elems = chunk_bytes / if lay.half { 2 } else { 4 };
+    let chunk_elems = chunk_bytes
+        / if lay.bytes.is_some() {
+            1
+        } else if lay.half {
+            2
+        } else {
+            4
+        };
     let chunks = lay.chunks.max(1);
     for c in 0..chunks {
         let _ = writeln!(
@@ -161,8 +239,8 @@ fn emit_binding(
         // Per-chunk helpers, then the public accessor that picks the chunk.
         for c in 0..chunks {
             let a = format!("{name}_{c}");
-            let exprs = chunk_exprs(&a, lay.half, native, rw);
-            let body = if k == 2 && lay.half && !native {
+            let exprs = chunk_exprs(&a, lay, native, rw);
+            let body = if k == 2 && lay.half && !native && lay.bytes.is_none() {
                 format!("sw_c{name}_{c}(o, pack2x16float(vec2<f32>(v, 0.0)));")
             } else {
                 exprs[k].clone()
@@ -198,10 +276,87 @@ fn emit_binding(
         out,
         "fn li_{name}(i: u32) -> i32 {{ return bitcast<i32>(lw_{name}(i)); }}"
     );
+    emit_quad_accessors(out, name, rw, lay, chunk_bytes);
     if rw {
         let _ = writeln!(
             out,
             "fn si_{name}(i: u32, v: i32) {{ sw_{name}(i, bitcast<u32>(v)); }}"
+        );
+    }
+}
+
+/// `lq_NAME(w)` (and `sq_NAME(w, v)` when writable): the four 8-bit elements
+/// 4w..4w+3 as one little-endian word. One word access on byte layouts; on
+/// others the low bytes of four elements (kernels only use them on u8/i8).
+fn emit_quad_accessors(out: &mut String, name: &str, rw: bool, lay: BindLayout, chunk_bytes: u64) {
+    if lay.bytes.is_none() {
+        let _ = writeln!(
+            out,
+            "fn lq_{name}(w: u32) -> u32 {{ let i = w * 4u; return (lw_{name}(i) & 0xffu) | ((lw_{name}(i + 1u) & 0xffu) << 8u) | ((lw_{name}(i + 2u) & 0xffu) << 16u) | ((lw_{name}(i + 3u) & 0xffu) << 24u); }}"
+        );
+        if rw {
+            let _ = writeln!(
+                out,
+                "fn sq_{name}(w: u32, v: u32) {{ let i = w * 4u; sw_{name}(i, v & 0xffu); sw_{name}(i + 1u, (v >> 8u) & 0xffu); sw_{name}(i + 2u, (v >> 16u) & 0xffu); sw_{name}(i + 3u, v >> 24u); }}"
+            );
+        }
+        return;
+    }
+    let chunks = lay.chunks.max(1);
+    let chunk_words = chunk_bytes / 4;
+    let pick = |call: &str, ret: bool| -> String {
+        if chunks == 1 {
+            return format!(
+                "{}{call}_0(w{});",
+                if ret { "return " } else { "" },
+                if ret { "" } else { ", v" }
+            );
+        }
+        let mut body = format!("let c = w / {chunk_words}u; let o = w % {chunk_words}u; ");
+        for c in 0..chunks {
+            let args = if ret {
+                "o".to_string()
+            } else {
+                "o, v".to_string()
+            };
+            let stmt = if ret {
+                format!("return {call}_{c}({args});")
+            } else {
+                format!("{call}_{c}({args}); return;")
+            };
+            if c + 1 == chunks {
+                body.push_str(&stmt);
+            } else {
+                let _ = write!(body, "if (c == {c}u) {{ {stmt} }} ");
+            }
+        }
+        body
+    };
+    for c in 0..chunks {
+        let a = format!("{name}_{c}");
+        let load = if rw {
+            format!("atomicLoad(&{a}[o])")
+        } else {
+            format!("{a}[o]")
+        };
+        let _ = writeln!(out, "fn lq_c{a}(o: u32) -> u32 {{ return {load}; }}");
+        if rw {
+            let _ = writeln!(
+                out,
+                "fn sq_c{a}(o: u32, v: u32) {{ atomicStore(&{a}[o], v); }}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "fn lq_{name}(w: u32) -> u32 {{ {} }}",
+        pick(&format!("lq_c{name}"), true)
+    );
+    if rw {
+        let _ = writeln!(
+            out,
+            "fn sq_{name}(w: u32, v: u32) {{ {} }}",
+            pick(&format!("sq_c{name}"), false)
         );
     }
 }
@@ -257,13 +412,30 @@ pub fn layout_variants(n: usize) -> Vec<Vec<BindLayout>> {
                 .map(|b| BindLayout {
                     half: mask & (1 << b) != 0,
                     chunks: 1,
+                    bytes: None,
                 })
                 .collect(),
         );
     }
     for half in [false, true] {
-        v.push(vec![BindLayout { half, chunks: 3 }; n]);
+        v.push(vec![
+            BindLayout {
+                half,
+                chunks: 3,
+                bytes: None
+            };
+            n
+        ]);
     }
+    // Byte storage (u8/i8 tensors), one chunk unsigned and three signed.
+    v.push(vec![BindLayout::U8; n]);
+    v.push(vec![
+        BindLayout {
+            chunks: 3,
+            ..BindLayout::I8
+        };
+        n
+    ]);
     v
 }
 

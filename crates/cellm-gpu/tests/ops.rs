@@ -795,6 +795,7 @@ fn rotary_and_attention() {
             scale: None,
             mask_filter_value: -10000.0,
             unidirectional: true,
+            kv_num_heads: None,
         };
         check(
             &format!("MultiHeadAttention past={past}"),
@@ -836,6 +837,7 @@ fn rotary_and_attention() {
             scale: None,
             mask_filter_value: -10000.0,
             unidirectional: true,
+            kv_num_heads: None,
         }),
         vec![
             In::Run(randh(&mut r, &[b, 1, h * d])),
@@ -955,4 +957,75 @@ fn large_and_split_tensors() {
         vec![In::Run(randf(&mut r, &[4_300_000], -1.0, 1.0))],
         0.0,
     );
+}
+
+/// Grouped-query attention (`kv_num_heads`, what the `kv_cache` pass makes)
+/// over [B, T, G*D] cache views and [B, G, T, D] values, through both kernels
+/// (a workgroup per row for few rows, a thread per row for many), and the
+/// KvCacheAppend op.
+#[test]
+fn grouped_attention_and_kv_cache_append() {
+    let mut r = rng();
+    let (b, g, d) = (r.random_range(1..3), r.random_range(1..4), 8);
+    let rep = r.random_range(2..4);
+    let h = g * rep;
+    // S = 1 (decode), a short prefill, and enough rows for the per-row kernel.
+    for (s, past) in [(1usize, 70usize), (5, 3), (40, 0)] {
+        let t = past + s;
+        for bnsh in [false, true] {
+            let kv_shape = if bnsh {
+                vec![b, g, t, d]
+            } else {
+                vec![b, t, g * d]
+            };
+            let mut mask = vec![1i64; b * t];
+            mask[0] = 0;
+            check(
+                &format!("GQA attention s={s} t={t} h={h} g={g} bnsh={bnsh}"),
+                Op::MultiHeadAttention(MultiHeadAttention {
+                    num_heads: h,
+                    scale: None,
+                    mask_filter_value: -10000.0,
+                    unidirectional: true,
+                    kv_num_heads: Some(g),
+                }),
+                vec![
+                    In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+                    In::Run(randf(&mut r, &kv_shape, -1.0, 1.0)),
+                    In::Run(randf(&mut r, &kv_shape, -1.0, 1.0)),
+                    In::None,
+                    In::Run(Tensor::from_vec(vec![b, t], mask)),
+                    In::Run(randf(&mut r, &[1, 1, s, t], -2.0, 0.0)),
+                ],
+                RED,
+            );
+        }
+    }
+    check(
+        "GQA attention f16 decode",
+        Op::MultiHeadAttention(MultiHeadAttention {
+            num_heads: h,
+            scale: None,
+            mask_filter_value: -10000.0,
+            unidirectional: false,
+            kv_num_heads: Some(g),
+        }),
+        vec![
+            In::Run(randh(&mut r, &[b, 1, h * d])),
+            In::Run(randh(&mut r, &[b, 9, g * d])),
+            In::Run(randh(&mut r, &[b, 9, g * d])),
+        ],
+        HALF,
+    );
+    for (p, l) in [(0usize, 4usize), (7, 1)] {
+        check(
+            &format!("KvCacheAppend p={p} l={l}"),
+            Op::KvCacheAppend(KvCacheAppend),
+            vec![
+                In::Run(randf(&mut r, &[b, p, g * d], -1.0, 1.0)),
+                In::Run(randf(&mut r, &[b, l, g * d], -1.0, 1.0)),
+            ],
+            0.0,
+        );
+    }
 }

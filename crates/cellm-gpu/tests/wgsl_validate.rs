@@ -75,6 +75,7 @@ fn layouts_change_the_generated_storage() {
     let split = [BindLayout {
         half: false,
         chunks: 3,
+        bytes: None,
     }; 2];
     let chunked = source("unary", no_f16, &split, 1 << 16).expect("chunked");
     assert!(chunked.contains("@binding(6)") && !chunked.contains("@binding(7)"));

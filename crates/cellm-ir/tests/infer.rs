@@ -604,6 +604,7 @@ fn mha_outputs_with_and_without_past() {
             scale: None,
             mask_filter_value: -10000.0,
             unidirectional: false,
+            kv_num_heads: None,
         })
     };
     let q = || Arg::In(f32s(vec![sym("batch"), sym("seq"), k(32)]));

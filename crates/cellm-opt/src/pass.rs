@@ -101,6 +101,11 @@ impl Pipeline {
             Box::new(RulePass(passes::rotary::RotaryFusion::default())),
             Box::new(RulePass(passes::attention::AttentionFusion)),
             Box::new(RulePass(passes::mha_kv_layout::MhaKvLayout)),
+            // Activations, then epilogues last: norms claim their residual
+            // adds (SkipSimplifiedLayerNormalization) before MatMuls do.
+            Box::new(RulePass(passes::gelu::GeluFusion)),
+            Box::new(RulePass(passes::silu_mul::SiluMulFusion)),
+            Box::new(RulePass(passes::mat_mul_epilogue::MatMulEpilogueFusion)),
         ])
     }
 

@@ -154,7 +154,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     };
     let model = build_llama_decoder(&file, &opts)?;
     let embedder = model.embedder.clone();
-    let exe = Executable::new(model.graph, &backend)?;
+    let exe = Executable::decoder(model.graph, &backend, &Default::default())?;
     let mut decoder = KvDecoder::new(exe)?;
     let load_s = t0.elapsed().as_secs_f64();
 

@@ -190,7 +190,7 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
             .context("--decoder-backend cellm needs --cellm-model")?;
         let file = cellm_format::CellmFile::open(path)?;
         let dec = cellm_format::build_llama_decoder(&file, &Default::default())?;
-        vlm.set_decoder(cellm_runtime::Executable::with_options(
+        vlm.set_decoder(cellm_runtime::Executable::decoder(
             dec.graph, &backend, &opts,
         )?)?;
     }

@@ -1,6 +1,7 @@
 //! `cellm-run`: run ONNX graphs and SmolVLM models from the command line.
 
 mod backend_arg;
+mod cmd_bench;
 mod cmd_chat;
 mod cmd_compile;
 mod cmd_convert;
@@ -49,6 +50,8 @@ enum Command {
     Convert(cmd_convert::ConvertArgs),
     /// Generate text with a .cellm llama model (plain completion or --chat).
     Chat(cmd_chat::ChatArgs),
+    /// Load and run times on synthetic inputs (decoder, vision encoder, .cellm llm).
+    Bench(cmd_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Devices(a) => cmd_devices::run(a),
         Command::Convert(a) => cmd_convert::run(a),
         Command::Chat(a) => cmd_chat::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,21 @@ impl Backend {
     }
 }
 
+/// KV caches of a decoder on its backend (see [`crate::decoder::KvDecoder`]).
+pub enum KvState {
+    Cpu(cellm_cpu::KvCache),
+    Gpu(cellm_gpu::GpuKvCache),
+}
+
+impl KvState {
+    pub fn reset(&mut self) {
+        match self {
+            KvState::Cpu(c) => c.reset(),
+            KvState::Gpu(c) => c.reset(),
+        }
+    }
+}
+
 enum Runner {
     Cpu(Graph),
     Gpu(GpuSession),
@@ -61,6 +76,19 @@ pub fn opt_options(backend: &Backend) -> cellm_opt::OptOptions {
     }
 }
 
+/// The decoder-runtime passes (see cellm-opt): `kv_cache` turns the
+/// past/present pairs that match into in-place caches, `last_logits` computes
+/// logits for the last position only. Both change the graph's interface the
+/// way [`crate::decoder::KvDecoder`] expects.
+pub fn with_kv_cache(graph: &mut Graph) -> Result<usize> {
+    let name = graph.name.clone();
+    let n = cellm_opt::passes::kv_cache::apply(graph)
+        .with_context(|| format!("KV-cache pass on graph '{name}'"))?;
+    cellm_opt::passes::last_logits::apply(graph, "logits")
+        .with_context(|| format!("last-logits pass on graph '{name}'"))?;
+    Ok(n)
+}
+
 /// Optimises `graph` in place for `backend`.
 pub fn optimize_for(graph: &mut Graph, backend: &Backend) -> Result<cellm_opt::PipelineReport> {
     let name = graph.name.clone();
@@ -82,6 +110,22 @@ impl Executable {
         if opts.optimize {
             optimize_for(&mut graph, backend)?;
         }
+        Executable::prepared(graph, backend)
+    }
+
+    /// A KV decoder: optimised (unless `opts.optimize` is off), then the
+    /// `kv_cache` pass so past/present become in-place caches, then loaded.
+    pub fn decoder(mut graph: Graph, backend: &Backend, opts: &ExecOptions) -> Result<Executable> {
+        if opts.optimize {
+            optimize_for(&mut graph, backend)?;
+            with_kv_cache(&mut graph)?;
+        }
+        Executable::prepared(graph, backend)
+    }
+
+    /// An already optimised decoder (e.g. from a plan): the `kv_cache` pass, then loaded.
+    pub fn prepared_decoder(mut graph: Graph, backend: &Backend) -> Result<Executable> {
+        with_kv_cache(&mut graph)?;
         Executable::prepared(graph, backend)
     }
 
@@ -109,6 +153,54 @@ impl Executable {
         match &self.runner {
             Runner::Cpu(g) => cellm_cpu::run(g, inputs),
             Runner::Gpu(s) => s.run(inputs),
+        }
+    }
+
+    /// Empty KV caches for the [B, P, X] graph inputs `names` (capacity
+    /// `cap_rows` tokens) on this executable's backend.
+    pub fn new_kv_cache(&self, names: &[String], cap_rows: usize) -> Result<KvState> {
+        match &self.runner {
+            Runner::Cpu(g) => {
+                let mut c = cellm_cpu::KvCache::new();
+                for name in names {
+                    let f = g
+                        .find(name)
+                        .filter(|v| g.inputs.contains(v))
+                        .and_then(|v| g.values[v].fact.clone())
+                        .with_context(|| format!("'{name}' is not a declared input"))?;
+                    let row = match f.shape.as_deref() {
+                        Some([_, _, x]) => x.known(),
+                        _ => None,
+                    }
+                    .with_context(|| {
+                        format!("KV cache input '{name}' must be [B, P, X] with X fixed")
+                    })?;
+                    c.add(name, f.dtype, row, cap_rows);
+                }
+                Ok(KvState::Cpu(c))
+            }
+            Runner::Gpu(s) => Ok(KvState::Gpu(s.new_kv_cache(names, cap_rows)?)),
+        }
+    }
+
+    /// [`Executable::run`] with the cache-held inputs bound to `cache`.
+    pub fn run_with_cache(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        cache: &mut KvState,
+    ) -> Result<HashMap<String, Tensor>> {
+        match (&self.runner, cache) {
+            (Runner::Cpu(g), KvState::Cpu(c)) => cellm_cpu::run_with_cache(g, inputs, c),
+            (Runner::Gpu(s), KvState::Gpu(c)) => s.run_with_cache(inputs, c),
+            _ => anyhow::bail!("KV cache belongs to another backend"),
+        }
+    }
+
+    /// Counters of the last GPU run (None on the CPU).
+    pub fn last_gpu_stats(&self) -> Option<cellm_gpu::RunStats> {
+        match &self.runner {
+            Runner::Gpu(s) => Some(s.last_stats()),
+            Runner::Cpu(_) => None,
         }
     }
 

@@ -1,56 +1,100 @@
 //! A KV-cached decoder graph with the onnxruntime-genai builder's signature:
 //! inputs_embeds, attention_mask, position_ids, past_key_values.{i}.key|value →
-//! logits, present.{i}.key|value. Each step feeds present back as past.
+//! logits, present.{i}.key|value.
+//!
+//! Past inputs in the token-major cache layout [B, P, X] (what the `kv_cache`
+//! pass makes, see [`Executable::decoder`]) live in preallocated caches owned
+//! by the decoder, on the graph's backend: a step uploads only its embeddings,
+//! mask and positions, and writes only its own K/V rows. Past inputs left in
+//! the ONNX layout [B, H, P, D] are fed back from the present outputs.
 
-use crate::backend::Executable;
+use crate::backend::{Executable, KvState};
 use anyhow::{anyhow, bail, Context, Result};
-use cellm_ir::{DType, Dim, Tensor};
+use cellm_ir::{DType, Tensor};
 use half::f16;
 use std::collections::HashMap;
 
+/// Tokens the caches hold before they grow (by doubling, one copy).
+pub const DEFAULT_MAX_SEQ: usize = 2048;
+
+/// A past input the decoder feeds from the last step's present output.
+struct FedPast {
+    name: String,
+    present: String,
+    dtype: DType,
+    /// [1, heads, 0, head_dim] when empty.
+    empty_shape: Vec<usize>,
+    value: Tensor,
+}
+
 pub struct KvDecoder {
     exe: Executable,
-    n_layers: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    kv_dtype: DType,
     embeds_dtype: DType,
     hidden: usize,
-    past: Vec<Tensor>,
+    fed: Vec<FedPast>,
+    cache: Option<KvState>,
     past_len: usize,
+}
+
+fn present_name(past: &str) -> String {
+    past.replacen("past_key_values.", "present.", 1)
 }
 
 impl KvDecoder {
     pub fn new(exe: Executable) -> Result<KvDecoder> {
+        KvDecoder::with_max_seq(exe, DEFAULT_MAX_SEQ)
+    }
+
+    /// `max_seq`: cache capacity in tokens (grows beyond it when needed).
+    pub fn with_max_seq(exe: Executable, max_seq: usize) -> Result<KvDecoder> {
         let g = exe.graph();
-        let n_layers = (0..)
-            .take_while(|l| g.find(&format!("past_key_values.{l}.key")).is_some())
-            .count();
-        if n_layers == 0 {
+        let fact = |name: &str| {
+            g.find(name)
+                .filter(|v| g.inputs.contains(v))
+                .and_then(|v| g.values[v].fact.clone())
+                .ok_or_else(|| anyhow!("decoder graph has no declared input '{name}'"))
+        };
+        let mut fed = vec![];
+        let mut cached = vec![];
+        for l in 0.. {
+            let key = format!("past_key_values.{l}.key");
+            if g.find(&key).is_none() {
+                break;
+            }
+            for kind in ["key", "value"] {
+                let name = format!("past_key_values.{l}.{kind}");
+                let f = fact(&name)?;
+                let shape = f
+                    .shape
+                    .clone()
+                    .with_context(|| format!("{name} has no shape"))?;
+                match shape.len() {
+                    3 => cached.push(name),
+                    4 => {
+                        let known = |i: usize, what: &str| {
+                            shape[i]
+                                .known()
+                                .ok_or_else(|| anyhow!("{what} of {name} is not fixed"))
+                        };
+                        let empty_shape = vec![1, known(1, "kv_heads")?, 0, known(3, "head_dim")?];
+                        fed.push(FedPast {
+                            present: present_name(&name),
+                            value: Tensor::zeros(f.dtype, empty_shape.clone()),
+                            name,
+                            dtype: f.dtype,
+                            empty_shape,
+                        });
+                    }
+                    _ => bail!("{name} must be [B, H, P, D] or a [B, P, X] cache"),
+                }
+            }
+        }
+        if fed.is_empty() && cached.is_empty() {
             bail!(
                 "decoder graph '{}' has no past_key_values.0.key input",
                 g.name
             );
         }
-        let fact = |name: &str| {
-            g.find(name)
-                .and_then(|v| g.values[v].fact.clone())
-                .ok_or_else(|| anyhow!("decoder graph has no declared input '{name}'"))
-        };
-        let kv = fact("past_key_values.0.key")?;
-        let kv_shape = kv
-            .shape
-            .clone()
-            .context("past_key_values.0.key has no shape")?;
-        let known = |d: &Dim, what: &str| {
-            d.known()
-                .ok_or_else(|| anyhow!("{what} of past_key_values.0.key is not fixed"))
-        };
-        if kv_shape.len() != 4 {
-            bail!("past_key_values.0.key must be [batch, kv_heads, past, head_dim]");
-        }
-        let kv_heads = known(&kv_shape[1], "kv_heads")?;
-        let head_dim = known(&kv_shape[3], "head_dim")?;
         let emb = fact("inputs_embeds")?;
         let hidden = emb
             .shape
@@ -58,35 +102,48 @@ impl KvDecoder {
             .and_then(|s| s.last())
             .and_then(|d| d.known())
             .context("inputs_embeds hidden size is not fixed")?;
-        let mut d = KvDecoder {
+        let cache = if cached.is_empty() {
+            None
+        } else {
+            Some(exe.new_kv_cache(&cached, max_seq)?)
+        };
+        Ok(KvDecoder {
             exe,
-            n_layers,
-            kv_heads,
-            head_dim,
-            kv_dtype: kv.dtype,
             embeds_dtype: emb.dtype,
             hidden,
-            past: vec![],
+            fed,
+            cache,
             past_len: 0,
-        };
-        d.reset();
-        Ok(d)
+        })
     }
 
     pub fn hidden_size(&self) -> usize {
         self.hidden
     }
 
+    /// True when the K/V live in in-place caches (no per-step concat copies).
+    pub fn uses_kv_cache(&self) -> bool {
+        self.cache.is_some() && self.fed.is_empty()
+    }
+
     /// Forgets the cache (a new conversation).
     pub fn reset(&mut self) {
-        self.past = (0..2 * self.n_layers)
-            .map(|_| Tensor::zeros(self.kv_dtype, vec![1, self.kv_heads, 0, self.head_dim]))
-            .collect();
+        for p in &mut self.fed {
+            p.value = Tensor::zeros(p.dtype, p.empty_shape.clone());
+        }
+        if let Some(c) = &mut self.cache {
+            c.reset();
+        }
         self.past_len = 0;
     }
 
     pub fn past_len(&self) -> usize {
         self.past_len
+    }
+
+    /// Counters of the last step on the GPU (None on the CPU).
+    pub fn last_gpu_stats(&self) -> Option<cellm_gpu::RunStats> {
+        self.exe.last_gpu_stats()
     }
 
     /// Runs `embeds` ([n, hidden] f32, row-major) after the cached prefix and
@@ -120,21 +177,17 @@ impl KvDecoder {
             "position_ids".to_string(),
             Tensor::from_vec(vec![1, n], pos),
         );
-        for l in 0..self.n_layers {
-            inputs.insert(format!("past_key_values.{l}.key"), self.past[2 * l].clone());
-            inputs.insert(
-                format!("past_key_values.{l}.value"),
-                self.past[2 * l + 1].clone(),
-            );
+        for p in &self.fed {
+            inputs.insert(p.name.clone(), p.value.clone());
         }
-        let mut out = self.exe.run(&inputs)?;
-        for l in 0..self.n_layers {
-            for (j, kind) in ["key", "value"].iter().enumerate() {
-                let name = format!("present.{l}.{kind}");
-                self.past[2 * l + j] = out
-                    .remove(&name)
-                    .ok_or_else(|| anyhow!("decoder did not return {name}"))?;
-            }
+        let mut out = match &mut self.cache {
+            Some(c) => self.exe.run_with_cache(&inputs, c)?,
+            None => self.exe.run(&inputs)?,
+        };
+        for p in &mut self.fed {
+            p.value = out
+                .remove(&p.present)
+                .ok_or_else(|| anyhow!("decoder did not return {}", p.present))?;
         }
         self.past_len = total;
         let logits = out

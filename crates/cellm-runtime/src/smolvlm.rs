@@ -77,17 +77,15 @@ impl SmolVlm {
                     Executable::prepared(g, backend)
                         .with_context(|| format!("loading {}", path.display()))
                 };
-                (
-                    exe(v, &paths[0])?,
-                    exe(e, &paths[1])?,
-                    exe(d, &paths[2])?,
-                    Some(p.info),
-                )
+                let dec = Executable::prepared_decoder(d, backend)
+                    .with_context(|| format!("loading {}", paths[2].display()))?;
+                (exe(v, &paths[0])?, exe(e, &paths[1])?, dec, Some(p.info))
             }
             _ => (
                 load_graph(&paths[0], backend, opts)?,
                 load_graph(&paths[1], backend, opts)?,
-                load_graph(&paths[2], backend, opts)?,
+                Executable::decoder(cellm_onnx::load(&paths[2])?, backend, opts)
+                    .with_context(|| format!("loading {}", paths[2].display()))?,
                 None,
             ),
         };

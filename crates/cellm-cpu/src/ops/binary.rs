@@ -82,6 +82,11 @@ fn arithmetic(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             bail!("integer {op:?} by zero");
         }
     }
+    if dt == DType::F32 {
+        if let Some(t) = f32_fast(op, a, b) {
+            return t;
+        }
+    }
     match dt {
         DType::F32 => map_typed(a, b, dt, f32_fn(op)?),
         DType::F64 => map_typed(a, b, dt, f64_fn(op)?),
@@ -97,6 +102,102 @@ fn arithmetic(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         DType::U8 => map_typed(a, b, dt, u8_fn(op)?),
         DType::Bool => bail!("{op:?} is not defined for bool tensors"),
     }
+}
+
+/// f32 Add/Sub/Mul/Div where one operand has the output's size and the other
+/// the same size, one element, or repeats along rows (a trailing-dims
+/// suffix, e.g. a bias [N] against [.., N]): monomorphised loops that
+/// vectorise, split over the cores. `None` for the other cases.
+fn f32_fast(op: BinaryOp, a: &Tensor, b: &Tensor) -> Option<Result<Tensor>> {
+    macro_rules! with_op {
+        ($f:expr) => {
+            f32_map2(a, b, $f)
+        };
+    }
+    match op {
+        BinaryOp::Add => with_op!(|x: f32, y: f32| x + y),
+        BinaryOp::Sub => with_op!(|x: f32, y: f32| x - y),
+        BinaryOp::Mul => with_op!(|x: f32, y: f32| x * y),
+        BinaryOp::Div => with_op!(|x: f32, y: f32| x / y),
+        _ => None,
+    }
+}
+
+/// How the smaller operand lines up with the larger one's elements.
+enum Repeat {
+    /// Elementwise, same length.
+    Same,
+    /// One value for every element.
+    Scalar,
+    /// The small operand's `len` values repeat along consecutive rows.
+    Rows(usize),
+}
+
+fn repeat_of(small: &[usize], big: &[usize]) -> Option<Repeat> {
+    let n: usize = small.iter().product();
+    if small == big {
+        return Some(Repeat::Same);
+    }
+    if n == 1 && small.len() <= big.len() {
+        return Some(Repeat::Scalar);
+    }
+    // Leading 1s dropped, the rest must equal big's trailing dims.
+    let core: Vec<usize> = small.iter().copied().skip_while(|&d| d == 1).collect();
+    (core.len() <= big.len()
+        && big[big.len() - core.len()..] == core[..]
+        && small.len() <= big.len())
+    .then_some(Repeat::Rows(n))
+}
+
+fn f32_map2(
+    a: &Tensor,
+    b: &Tensor,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send + Copy,
+) -> Option<Result<Tensor>> {
+    let (av, bv) = (a.f32s().ok()?, b.f32s().ok()?);
+    // The output has the larger operand's shape (checked by the repeat match).
+    let (big_is_a, rep) = if let Some(r) = repeat_of(b.shape(), a.shape()) {
+        (true, r)
+    } else {
+        (false, repeat_of(a.shape(), b.shape())?)
+    };
+    let (big, small, shape) = if big_is_a {
+        (av, bv, a.shape().to_vec())
+    } else {
+        (bv, av, b.shape().to_vec())
+    };
+    let g = move |x: f32, y: f32| if big_is_a { f(x, y) } else { f(y, x) };
+    let out = crate::par::fill_vec(big.len(), 1, |off, o| {
+        let xs = &big[off..off + o.len()];
+        match rep {
+            Repeat::Same => {
+                let ys = &small[off..off + o.len()];
+                for ((o, &x), &y) in o.iter_mut().zip(xs).zip(ys) {
+                    *o = g(x, y);
+                }
+            }
+            Repeat::Scalar => {
+                let y = small[0];
+                for (o, &x) in o.iter_mut().zip(xs) {
+                    *o = g(x, y);
+                }
+            }
+            Repeat::Rows(len) => {
+                // Row segments, so the inner loop is a plain zip.
+                let mut i = 0;
+                while i < o.len() {
+                    let p = (off + i) % len;
+                    let take = (len - p).min(o.len() - i);
+                    let (os, xr, yr) = (&mut o[i..i + take], &xs[i..i + take], &small[p..p + take]);
+                    for ((o, &x), &y) in os.iter_mut().zip(xr).zip(yr) {
+                        *o = g(x, y);
+                    }
+                    i += take;
+                }
+            }
+        }
+    });
+    Some(Ok(Tensor::from_vec(shape, out)))
 }
 
 /// Pow whose exponent dtype differs from the base's. Float bases use the

@@ -2,6 +2,7 @@
 //! over the axes from `axis` on. Statistics are accumulated in f64 and kept as
 //! f32 (ONNX's default stash_type); f16 input is computed in f32 and rounded.
 //! Outputs: Y, Mean and InvStdDev (f32, shape x.shape[..axis] + [1; rank - axis]).
+//! Rows are split over the cores.
 
 use super::common::{broadcast_values_to, f32_to_tensor, f32_values, input, opt_input};
 use anyhow::{bail, Context, Result};
@@ -38,26 +39,23 @@ pub fn run(op: &LayerNormalization, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
         None => None,
     };
     let mut y = vec![0f32; xv.len()];
-    let mut means = vec![0f32; outer];
-    let mut inv_stds = vec![0f32; outer];
+    // Per row: (mean, 1/std), filled alongside the row's outputs.
+    let mut stats = vec![(0f32, 0f32); outer];
     if inner > 0 {
-        for (r, (xr, yr)) in xv
-            .chunks_exact(inner)
-            .zip(y.chunks_exact_mut(inner))
-            .enumerate()
-        {
-            let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / inner as f64;
-            let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / inner as f64;
-            let inv_std = (1.0 / (var + op.epsilon as f64).sqrt()) as f32;
-            let mean = mean as f32;
-            for (i, (yv, &xv)) in yr.iter_mut().zip(xr).enumerate() {
-                let b = bv.as_ref().map_or(0.0, |b| b[i]);
-                *yv = (xv - mean) * inv_std * sv[i] + b;
+        let eps = op.epsilon as f64;
+        crate::par::for_rows_mut_with(&mut y, inner, &mut stats, 1, 3 * inner, |row0, ys, st| {
+            for (r, (yr, s)) in ys.chunks_exact_mut(inner).zip(st.iter_mut()).enumerate() {
+                let xr = &xv[(row0 + r) * inner..(row0 + r + 1) * inner];
+                let mean = crate::vmath::sum_f64(xr) / inner as f64;
+                let var = crate::vmath::sum_sq_dev_f64(xr, mean) / inner as f64;
+                let inv_std = (1.0 / (var + eps).sqrt()) as f32;
+                let mean = mean as f32;
+                crate::vmath::normalize_affine(xr, mean, inv_std, &sv, bv.as_deref(), yr);
+                *s = (mean, inv_std);
             }
-            means[r] = mean;
-            inv_stds[r] = inv_std;
-        }
+        });
     }
+    let (means, inv_stds): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
     Ok(vec![
         f32_to_tensor(x.dtype(), x.shape().to_vec(), y)?,
         Tensor::from_vec(stat_shape.clone(), means),

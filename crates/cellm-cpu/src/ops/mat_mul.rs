@@ -163,20 +163,53 @@ fn batch_offsets(own: &[usize], batch: &[usize], mat_size: usize) -> Vec<usize> 
 /// steps multiply one token's row by whole weight matrices).
 const SMALL_M: usize = 4;
 
-/// C = A·B for a few rows of A: streams B once, row by row, accumulating
-/// `a[i][kk] * B[kk][..]` into each C row (the inner loop vectorises).
+/// Columns per task of the small-M kernel: a multiple of 64 floats (whole
+/// cache lines of every B row).
+fn small_m_task_cols(m: usize, k: usize, n: usize) -> usize {
+    let per = crate::par::rows_per_task(n.div_ceil(64), 64 * m * k);
+    per * 64
+}
+
+/// C = A·B for a few rows of A: B streams through once (memory-bound), its
+/// columns split over the cores; each task accumulates its slice of C rows.
 fn gemm_small_m(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    c[..m * n].fill(0.0);
-    for kk in 0..k {
-        let b_row = &b[kk * n..(kk + 1) * n];
+    use rayon::prelude::*;
+    let w = small_m_task_cols(m, k, n);
+    if w >= n {
+        crate::vmath::gemm_rows(m, k, n, a, b, 0..n, c);
+        return;
+    }
+    if m == 1 {
+        // One row: the tasks' column ranges are disjoint slices of C.
+        c[..n].par_chunks_mut(w).enumerate().for_each(|(t, cs)| {
+            let j0 = t * w;
+            crate::vmath::gemm_rows(1, k, n, a, b, j0..j0 + cs.len(), cs);
+        });
+        return;
+    }
+    let parts: Vec<Vec<f32>> = (0..n.div_ceil(w))
+        .into_par_iter()
+        .map(|t| {
+            let cols = t * w..((t + 1) * w).min(n);
+            let mut part = vec![0f32; m * cols.len()];
+            crate::vmath::gemm_rows(m, k, n, a, b, cols, &mut part);
+            part
+        })
+        .collect();
+    for (t, part) in parts.iter().enumerate() {
+        let j0 = t * w;
+        let cw = part.len() / m;
         for i in 0..m {
-            let s = a[i * k + kk];
-            let c_row = &mut c[i * n..(i + 1) * n];
-            for (cv, &bv) in c_row.iter_mut().zip(b_row) {
-                *cv += s * bv;
-            }
+            c[i * n + j0..i * n + j0 + cw].copy_from_slice(&part[i * cw..(i + 1) * cw]);
         }
     }
+}
+
+/// Row-major C[m,n] = A[m,k]·B[k,n] in f32 on dense slices (at least those
+/// sizes), over all cores: the small-M streaming kernel for a few rows,
+/// `matrixmultiply` (packed, threaded) otherwise.
+pub(crate) fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    <f32 as Gemm>::gemm(m, k, n, a, b, c)
 }
 
 /// Row-major C[m,n] = A[m,k] * B[k,n] on dense slices of exactly those sizes.

@@ -15,9 +15,12 @@ pub mod flatten;
 pub mod gather;
 pub mod gather_block_quantized;
 pub mod gather_nd;
+pub mod gelu;
+pub mod kv_cache_append;
 pub mod layer_norm;
 pub mod mat_mul;
 pub mod mat_mul_bnb4;
+pub mod mat_mul_epilogue;
 pub mod mat_mul_integer;
 pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
@@ -29,6 +32,7 @@ pub mod reshape;
 pub mod rotary_embedding;
 pub mod scatter_nd;
 pub mod shape_op;
+pub mod silu_mul;
 pub mod simplified_layer_norm;
 pub mod skip_simplified_layer_norm;
 pub mod slice;
@@ -85,5 +89,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::MatMulNBits(op) => mat_mul_n_bits::run(op, inputs),
         Op::MatMulBnb4(op) => mat_mul_bnb4::run(op, inputs),
         Op::GatherBlockQuantized(op) => gather_block_quantized::run(op, inputs),
+        Op::KvCacheAppend(_) => kv_cache_append::run(inputs),
+        Op::Gelu(op) => gelu::run(op, inputs),
+        Op::SiluMul(op) => silu_mul::run(op, inputs),
+        Op::MatMulEpilogue(op) => mat_mul_epilogue::run(op, inputs),
     }
 }

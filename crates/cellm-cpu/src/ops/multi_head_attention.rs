@@ -52,6 +52,9 @@ pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
         }
     }
 
+    if op.kv_num_heads.is_some() {
+        return run_grouped(op, q, k, v, key_padding_mask, attn_bias);
+    }
     let heads = op.num_heads;
     let qs = q.shape();
     if qs.len() != 3 {
@@ -339,4 +342,151 @@ fn build_mask(
         }
     }
     Ok(Some(mask))
+}
+
+/// Grouped-query attention (`kv_num_heads` set by the `kv_cache` pass): key
+/// and value have `kv_num_heads` heads, [B, T, Hkv*D] or [B, Hkv, T, D], and
+/// are read where they lie (a KV cache view) — no present copy is made.
+/// Only `output` is produced.
+fn run_grouped(
+    op: &MultiHeadAttention,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_padding_mask: Option<&Tensor>,
+    attn_bias: Option<&Tensor>,
+) -> Result<Vec<Tensor>> {
+    let heads = op.num_heads;
+    let kvh = op.kv_heads();
+    let qs = q.shape();
+    if qs.len() != 3 || heads == 0 || kvh == 0 || heads % kvh != 0 || qs[2] % heads != 0 {
+        bail!("MultiHeadAttention: query {qs:?} does not split into {heads} heads over {kvh} key/value heads");
+    }
+    let (batch, seq, q_hidden) = (qs[0], qs[1], qs[2]);
+    let hd = q_hidden / heads;
+    let rep = heads / kvh;
+    let (ks, vs) = (k.shape(), v.shape());
+    // Element (b, kv head, t, d) of K lives at b*bs + h*hs + t*ts + d.
+    let (total, hv, kst, vst) = match (ks.len(), vs.len()) {
+        (3, 3) => {
+            if ks != [batch, ks[1], kvh * hd] || vs[..2] != ks[..2] || vs[2] % kvh != 0 {
+                bail!("MultiHeadAttention: key {ks:?} / value {vs:?} must be [{batch}, T, {kvh}*{hd}]");
+            }
+            let (t, hv) = (ks[1], vs[2] / kvh);
+            (
+                t,
+                hv,
+                [t * kvh * hd, hd, kvh * hd],
+                [t * kvh * hv, hv, kvh * hv],
+            )
+        }
+        (4, 4) => {
+            if ks != [batch, kvh, ks[2], hd] || vs[..3] != ks[..3] {
+                bail!("MultiHeadAttention: key {ks:?} / value {vs:?} must be [{batch}, {kvh}, T, {hd}]");
+            }
+            let (t, hv) = (ks[2], vs[3]);
+            (
+                t,
+                hv,
+                [kvh * t * hd, t * hd, hd],
+                [kvh * t * hv, t * hv, hv],
+            )
+        }
+        _ => bail!("MultiHeadAttention: key {ks:?} and value {vs:?} must both be 3-D or 4-D"),
+    };
+    let dtype = q.dtype();
+    let qv = f32_values(q, "MultiHeadAttention query")?;
+    let kv = f32_values(k, "MultiHeadAttention key")?;
+    let vv = f32_values(v, "MultiHeadAttention value")?;
+    // The keys end with this step's queries, so the causal past is T - S.
+    let past = total.saturating_sub(seq);
+    let mask = build_mask(op, key_padding_mask, batch, seq, total - past, past)?;
+    let bias_v = match attn_bias {
+        Some(ab) => {
+            let s = ab.shape();
+            if s.len() != 4
+                || !(s[0] == 1 || s[0] == batch)
+                || !(s[1] == 1 || s[1] == heads)
+                || s[2..] != [seq, total]
+            {
+                bail!("MultiHeadAttention: attention_bias {s:?} must be [{batch}|1, {heads}|1, {seq}, {total}]");
+            }
+            Some((
+                f32_values(ab, "MultiHeadAttention attention_bias")?,
+                s[0] == 1,
+                s[1] == 1,
+            ))
+        }
+        None => None,
+    };
+    let scale = op
+        .scale
+        .filter(|&s| s != 0.0)
+        .unwrap_or(1.0 / (hd as f32).sqrt());
+    let plane = seq * total;
+    let out_hidden = heads * hv;
+    let mut out = vec![0f32; batch * seq * out_hidden];
+    let mut scores = vec![0f32; plane];
+    if seq == 0 || total == 0 {
+        return Ok(vec![f32_to_tensor(
+            dtype,
+            vec![batch, seq, out_hidden],
+            out,
+        )?]);
+    }
+    for b in 0..batch {
+        for h in 0..heads {
+            let g = h / rep;
+            scores.fill(0.0);
+            if let Some((bv, b_bcast, h_bcast)) = &bias_v {
+                let bi = if *b_bcast { 0 } else { b };
+                let hi = if *h_bcast { 0 } else { h };
+                scores.copy_from_slice(
+                    &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane],
+                );
+            }
+            if let Some(m) = &mask {
+                scores
+                    .iter_mut()
+                    .zip(&m[b * plane..(b + 1) * plane])
+                    .for_each(|(s, m)| *s += m);
+            }
+            let q_bh = &qv[b * seq * q_hidden + h * hd..];
+            let k_bh = &kv[b * kst[0] + g * kst[1]..];
+            sgemm_strided(
+                seq,
+                hd,
+                total,
+                scale,
+                q_bh,
+                (q_hidden, 1),
+                k_bh,
+                (1, kst[2]),
+                1.0,
+                &mut scores,
+                (total, 1),
+            );
+            softmax_f32(&mut scores, total, 1);
+            let v_bh = &vv[b * vst[0] + g * vst[1]..];
+            let out_bh = &mut out[b * seq * out_hidden + h * hv..];
+            sgemm_strided(
+                seq,
+                total,
+                hv,
+                1.0,
+                &scores,
+                (total, 1),
+                v_bh,
+                (vst[2], 1),
+                0.0,
+                out_bh,
+                (out_hidden, 1),
+            );
+        }
+    }
+    Ok(vec![f32_to_tensor(
+        dtype,
+        vec![batch, seq, out_hidden],
+        out,
+    )?])
 }

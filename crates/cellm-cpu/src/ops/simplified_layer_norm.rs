@@ -1,6 +1,7 @@
 //! CPU kernel for SimplifiedLayerNormalization (onnxruntime's RMSNorm):
 //! y = x / sqrt(mean(x^2) + eps) * scale over the axes from `axis` on.
-//! Computed in f32 (f64 accumulation) and rounded to the input dtype.
+//! Computed in f32 (f64 accumulation) and rounded to the input dtype; rows
+//! are split over the cores.
 //! Outputs: Y and inv_std_var (f32, shape x.shape[..axis] + [1; rank - axis]).
 
 use super::common::{broadcast_values_to, f32_to_tensor, f32_values, input};
@@ -46,14 +47,16 @@ pub(crate) fn rms_norm(
         return (Vec::new(), Vec::new());
     }
     let mut y = vec![0f32; x.len()];
-    let mut inv = Vec::with_capacity(x.len() / inner);
-    for (xr, yr) in x.chunks_exact(inner).zip(y.chunks_exact_mut(inner)) {
-        let mean_sq = xr.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / inner as f64;
-        let inv_rms = (1.0 / (mean_sq + epsilon as f64).sqrt()) as f32;
-        for ((yv, &xv), &s) in yr.iter_mut().zip(xr).zip(scale) {
-            *yv = xv * inv_rms * s;
+    let mut inv = vec![0f32; x.len() / inner];
+    let eps = epsilon as f64;
+    crate::par::for_rows_mut_with(&mut y, inner, &mut inv, 1, 2 * inner, |row0, ys, invs| {
+        for (r, (yr, iv)) in ys.chunks_exact_mut(inner).zip(invs.iter_mut()).enumerate() {
+            let xr = &x[(row0 + r) * inner..(row0 + r + 1) * inner];
+            let mean_sq = crate::vmath::sum_sq_dev_f64(xr, 0.0) / inner as f64;
+            let inv_rms = (1.0 / (mean_sq + eps).sqrt()) as f32;
+            crate::vmath::scale_mul(xr, inv_rms, scale, yr);
+            *iv = inv_rms;
         }
-        inv.push(inv_rms);
-    }
+    });
     (y, inv)
 }

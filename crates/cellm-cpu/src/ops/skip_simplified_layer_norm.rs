@@ -30,13 +30,14 @@ pub fn run(
         bail!("SkipSimplifiedLayerNormalization: scalar input");
     };
     let mut sum = f32_values(x, "SkipSimplifiedLayerNormalization input")?.into_owned();
-    let skip_v = broadcast_values_to(
-        &f32_values(skip, "SkipSimplifiedLayerNormalization skip")?,
-        skip.shape(),
-        &shape,
-    )
-    .context("SkipSimplifiedLayerNormalization skip")?;
-    sum.iter_mut().zip(&skip_v).for_each(|(s, k)| *s += k);
+    let skip_v = f32_values(skip, "SkipSimplifiedLayerNormalization skip")?;
+    if skip.shape() == shape.as_slice() {
+        sum.iter_mut().zip(skip_v.iter()).for_each(|(s, k)| *s += k);
+    } else {
+        let skip_b = broadcast_values_to(&skip_v, skip.shape(), &shape)
+            .context("SkipSimplifiedLayerNormalization skip")?;
+        sum.iter_mut().zip(&skip_b).for_each(|(s, k)| *s += k);
+    }
     if let Some(b) = bias {
         if b.len() != hidden {
             bail!(

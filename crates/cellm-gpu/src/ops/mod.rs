@@ -11,16 +11,26 @@ pub mod cast;
 pub mod concat;
 pub mod constant_of_shape;
 pub mod conv;
+pub mod conv_integer;
 pub mod expand;
 pub mod gather;
+pub mod gather_block_quantized;
 pub mod gather_nd;
+pub mod gelu;
+pub mod kv_cache_append;
 pub mod layer_norm;
 pub mod mat_mul;
+pub mod mat_mul_bnb4;
+pub mod mat_mul_epilogue;
+pub mod mat_mul_integer;
+pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
+pub mod quantize;
 pub mod reduce;
 pub mod reshape;
 pub mod rotary_embedding;
 pub mod scatter_nd;
+pub mod silu_mul;
 pub mod simplified_layer_norm;
 pub mod skip_simplified_layer_norm;
 pub mod slice;
@@ -38,9 +48,19 @@ pub mod where_op;
 pub struct Args {
     pub dev: Vec<Option<DevTensor>>,
     pub host: Vec<Option<Tensor>>,
+    /// Which outputs the graph reads (empty: all), so an op can skip work
+    /// nobody reads.
+    pub wanted: Vec<bool>,
 }
 
 impl Args {
+    /// Whether output `i` is read (true when unknown).
+    pub fn wants(&self, i: usize) -> bool {
+        self.wanted
+            .get(i)
+            .copied()
+            .unwrap_or(self.wanted.is_empty())
+    }
     pub fn d(&self, i: usize, what: &str) -> Result<&DevTensor> {
         self.dev
             .get(i)
@@ -92,6 +112,7 @@ pub fn device_supported(op: &Op, args: &Args) -> bool {
             Op::Conv(_) => args.od(0).is_some_and(|x| x.shape.len() == 4),
             Op::ScatterND(s) => s.reduction == cellm_ir::ops::ScatterReduction::None,
             Op::MultiHeadAttention(o) => multi_head_attention::supported(o, args),
+            Op::KvCacheAppend(_) => kv_cache_append::supported(args),
             Op::Reduce(r) => args.od(0).is_some_and(|x| {
                 x.dtype != DType::Bool
                     && !(x.dtype != DType::F32
@@ -99,15 +120,17 @@ pub fn device_supported(op: &Op, args: &Args) -> bool {
                         && r.kind == cellm_ir::ops::ReduceKind::Mean)
             }),
             Op::Shape(_) | Op::NonZero(_) | Op::Range(_) => false,
-            // No device kernels yet for quantized ops: the host runs them.
-            Op::DequantizeLinear(_)
-            | Op::QuantizeLinear(_)
-            | Op::DynamicQuantizeLinear(_)
-            | Op::MatMulInteger(_)
-            | Op::ConvInteger(_)
-            | Op::MatMulNBits(_)
-            | Op::MatMulBnb4(_)
-            | Op::GatherBlockQuantized(_) => false,
+            Op::DequantizeLinear(_) => quantize::dequantize_supported(args),
+            Op::QuantizeLinear(_) => quantize::quantize_supported(args),
+            Op::DynamicQuantizeLinear(_) => quantize::dynamic_supported(args),
+            Op::MatMulInteger(_) => mat_mul_integer::supported(args),
+            Op::ConvInteger(_) => conv_integer::supported(args),
+            Op::MatMulNBits(o) => mat_mul_n_bits::supported(o, args),
+            Op::MatMulBnb4(_) => mat_mul_bnb4::supported(args),
+            Op::GatherBlockQuantized(o) => gather_block_quantized::supported(o, args),
+            Op::Gelu(_) => gelu::supported(args),
+            Op::SiluMul(_) => silu_mul::supported(args),
+            Op::MatMulEpilogue(_) => mat_mul_epilogue::supported(args),
             _ => true,
         }
 }
@@ -167,6 +190,7 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
         Op::GatherND(o) => gather_nd::encode(k, o, args),
         Op::MatMul(_) => mat_mul::encode(k, args),
         Op::MultiHeadAttention(o) => multi_head_attention::encode(k, o, args),
+        Op::KvCacheAppend(_) => kv_cache_append::encode(k, args),
         Op::Reduce(o) => reduce::encode(k, op, o, args),
         Op::ScatterND(_) => scatter_nd::encode(k, args),
         Op::Slice(_) => slice::encode(k, op, args),
@@ -179,17 +203,18 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
         Op::SimplifiedLayerNormalization(o) => simplified_layer_norm::encode(k, o, args),
         Op::SkipSimplifiedLayerNormalization(o) => skip_simplified_layer_norm::encode(k, o, args),
         Op::RotaryEmbedding(o) => rotary_embedding::encode(k, o, args),
-        Op::Shape(_)
-        | Op::NonZero(_)
-        | Op::Range(_)
-        | Op::DequantizeLinear(_)
-        | Op::QuantizeLinear(_)
-        | Op::DynamicQuantizeLinear(_)
-        | Op::MatMulInteger(_)
-        | Op::ConvInteger(_)
-        | Op::MatMulNBits(_)
-        | Op::MatMulBnb4(_)
-        | Op::GatherBlockQuantized(_) => bail!("{} runs on the host", op.name()),
+        Op::DequantizeLinear(o) => quantize::encode_dequantize(k, o, args),
+        Op::QuantizeLinear(o) => quantize::encode_quantize(k, o, args),
+        Op::DynamicQuantizeLinear(_) => quantize::encode_dynamic(k, args),
+        Op::MatMulInteger(_) => mat_mul_integer::encode(k, args),
+        Op::ConvInteger(o) => conv_integer::encode(k, o, args),
+        Op::MatMulNBits(o) => mat_mul_n_bits::encode(k, o, args),
+        Op::MatMulBnb4(o) => mat_mul_bnb4::encode(k, o, args),
+        Op::GatherBlockQuantized(o) => gather_block_quantized::encode(k, o, args),
+        Op::Shape(_) | Op::NonZero(_) | Op::Range(_) => bail!("{} runs on the host", op.name()),
+        Op::Gelu(o) => gelu::encode(k, o, args),
+        Op::SiluMul(_) => silu_mul::encode(k, args),
+        Op::MatMulEpilogue(_) => mat_mul_epilogue::encode(k, args),
     }
 }
 

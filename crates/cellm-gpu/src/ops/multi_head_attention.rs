@@ -1,12 +1,21 @@
-//! com.microsoft MultiHeadAttention: present K/V by strided copies (past +
-//! new), then `shaders/multi_head_attention.wgsl`.
+//! com.microsoft MultiHeadAttention (and its grouped-query form): present K/V
+//! by strided copies when a past is joined or present is read, then
+//! `shaders/multi_head_attention.wgsl` (a thread per query row) or
+//! `shaders/multi_head_attention_blocked.wgsl` (a workgroup per row).
 
 use super::{strided_copy, u32_of, Args};
 use crate::kernel::{strides, DevTensor, Kern};
 use anyhow::{bail, Result};
 use cellm_ir::ops::MultiHeadAttention;
 
-/// Largest value head size the kernel's private accumulator holds.
+/// From this many (batch, query, head) rows on, one thread per row keeps a
+/// GPU busy; below it (decode steps, short prefills) each row gets a
+/// 64-thread workgroup that splits the keys.
+const MANY_ROWS: usize = 4096;
+const FEW_ROWS_ON_CPU: usize = 64;
+
+/// Largest head size: the kernel caches the query row (256 floats) and each
+/// of its 64 threads accumulates 4 output dims.
 const MAX_HV: usize = 256;
 
 /// Packed QKV, the projection bias and huge value heads run on the host.
@@ -16,10 +25,18 @@ pub fn supported(op: &MultiHeadAttention, args: &Args) -> bool {
     };
     let hv = match v.shape.len() {
         4 => v.shape[3],
-        3 => v.shape[2] / op.num_heads.max(1),
+        3 => v.shape[2] / op.kv_heads().max(1),
         _ => 0,
     };
-    args.od(3).is_none() && k.shape.len() == v.shape.len() && hv <= MAX_HV && args.od(0).is_some()
+    let hd = args
+        .od(0)
+        .and_then(|q| q.shape.get(2))
+        .map_or(0, |&h| h / op.num_heads.max(1));
+    args.od(3).is_none()
+        && k.shape.len() == v.shape.len()
+        && hv <= MAX_HV
+        && hd <= MAX_HV
+        && args.od(0).is_some()
 }
 
 /// Copies new keys/values ([B, L, H*d] or [B, H, L, d]) after the past ones.
@@ -80,35 +97,39 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
     let attn_bias = args.od(5);
     let (past_k, past_v) = (args.od(6), args.od(7));
     let heads = op.num_heads;
+    let kvh = op.kv_heads();
     let qs = &q.shape;
     if qs.len() != 3 {
         bail!("MultiHeadAttention: query must be [B, S, hidden], got {qs:?}");
     }
     let (batch, seq, q_hidden) = (qs[0], qs[1], qs[2]);
-    if heads == 0 || q_hidden % heads != 0 {
-        bail!("MultiHeadAttention: hidden size {q_hidden} is not a multiple of num_heads {heads}");
+    if heads == 0 || q_hidden % heads != 0 || kvh == 0 || heads % kvh != 0 {
+        bail!("MultiHeadAttention: hidden size {q_hidden} does not split into {heads} heads over {kvh} key/value heads");
     }
     let hd = q_hidden / heads;
     let (ks, vs) = (&key.shape, &val.shape);
     let bnsh = ks.len() == 4;
     let (kv_len, hv) = if bnsh {
-        if ks[..] != [batch, heads, ks[2], hd] || vs[..3] != ks[..3] {
-            bail!("MultiHeadAttention: 4-D key {ks:?} / value {vs:?} do not match [{batch}, {heads}, L, {hd}]");
+        if ks[..] != [batch, kvh, ks[2], hd] || vs.len() != 4 || vs[..3] != ks[..3] {
+            bail!("MultiHeadAttention: 4-D key {ks:?} / value {vs:?} do not match [{batch}, {kvh}, L, {hd}]");
         }
         (ks[2], vs[3])
     } else {
         if ks.len() != 3
-            || ks[..] != [batch, ks[1], q_hidden]
+            || ks[..] != [batch, ks[1], kvh * hd]
             || vs.len() != 3
             || vs[..2] != ks[..2]
-            || vs[2] % heads != 0
+            || vs[2] % kvh != 0
         {
             bail!("MultiHeadAttention: key {ks:?} / value {vs:?} do not match query {qs:?}");
         }
-        (ks[1], vs[2] / heads)
+        (ks[1], vs[2] / kvh)
     };
     let past_len = match (past_k, past_v) {
         (None, None) => 0,
+        (Some(_), Some(_)) if op.kv_num_heads.is_some() => {
+            bail!("MultiHeadAttention: kv_num_heads takes no past_key/past_value")
+        }
         (Some(pk), Some(pv)) => {
             let p = pk.shape.get(2).copied().unwrap_or(0);
             if pk.shape != [batch, heads, p, hd] || pv.shape != [batch, heads, p, hv] {
@@ -119,8 +140,25 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         _ => bail!("MultiHeadAttention: past_key and past_value must be given together"),
     };
     let total = past_len + kv_len;
-    let pk = present(k, past_k, key, bnsh, [batch, heads, past_len, kv_len, hd])?;
-    let pv = present(k, past_v, val, bnsh, [batch, heads, past_len, kv_len, hv])?;
+    // present K/V ([B, H, T, d]) are built only when there is a past to join
+    // or a reader of the present outputs; otherwise attention reads key and
+    // value where they lie.
+    let want_present = past_k.is_some() || args.wants(1) || args.wants(2);
+    let (pk, pv, kst, vst) = if want_present && op.kv_num_heads.is_none() {
+        let pk = present(k, past_k, key, bnsh, [batch, heads, past_len, kv_len, hd])?;
+        let pv = present(k, past_v, val, bnsh, [batch, heads, past_len, kv_len, hv])?;
+        let kst = [heads * total * hd, total * hd, hd];
+        let vst = [heads * total * hv, total * hv, hv];
+        (pk, pv, kst, vst)
+    } else if bnsh {
+        let kst = [kvh * kv_len * hd, kv_len * hd, hd];
+        let vst = [kvh * kv_len * hv, kv_len * hv, hv];
+        (key.clone(), val.clone(), kst, vst)
+    } else {
+        let kst = [kv_len * kvh * hd, hd, kvh * hd];
+        let vst = [kv_len * kvh * hv, hv, kvh * hv];
+        (key.clone(), val.clone(), kst, vst)
+    };
     let mask_kind = match kpm {
         None => 0,
         Some(m) if m.shape == [batch] => 1,
@@ -149,29 +187,53 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
     let out = k.alloc(q.dtype, vec![batch, seq, heads * hv])?;
     let n = batch * seq * heads;
     let causal = op.unidirectional && seq > 1;
+    // Keys end with this step's queries: the causal past is T - S.
+    let causal_past = total.saturating_sub(seq);
+    let w = |v: usize| u32_of(v, "MultiHeadAttention");
     let p = vec![
-        u32_of(n, "MultiHeadAttention")?,
-        u32_of(seq, "MultiHeadAttention")?,
+        w(n)?,
+        w(seq)?,
         heads as u32,
-        u32_of(total, "MultiHeadAttention")?,
+        w(total)?,
         hd as u32,
         hv as u32,
         scale.to_bits(),
         mask_kind,
         op.mask_filter_value.to_bits(),
         u32::from(causal),
-        u32_of(past_len, "MultiHeadAttention")?,
+        w(causal_past)?,
         u32::from(attn_bias.is_some()),
         u32::from(b_bcast),
         u32::from(h_bcast),
+        if want_present && op.kv_num_heads.is_none() {
+            heads as u32
+        } else {
+            kvh as u32
+        },
+        w(kst[0])?,
+        w(kst[1])?,
+        w(kst[2])?,
+        w(vst[0])?,
+        w(vst[1])?,
+        w(vst[2])?,
     ];
     let mask_buf = kpm.unwrap_or(q);
     let bias_buf = attn_bias.unwrap_or(q);
-    k.dispatch_1d(
-        "multi_head_attention",
-        &p,
-        &[q, &pk, &pv, mask_buf, bias_buf, &out],
-        n,
-    )?;
-    Ok(vec![out, pk, pv])
+    let bufs = [q, &pk, &pv, mask_buf, bias_buf, &out];
+    // A CPU "GPU" (lavapipe) has few lanes and slow barriers: rows it is.
+    let many = if k.ctx.adapter.device_type == "Cpu" {
+        FEW_ROWS_ON_CPU
+    } else {
+        MANY_ROWS
+    };
+    if n >= many {
+        k.dispatch_1d("multi_head_attention", &p, &bufs, n)?;
+    } else {
+        k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n)?;
+    }
+    if want_present && op.kv_num_heads.is_none() {
+        Ok(vec![out, pk, pv])
+    } else {
+        Ok(vec![out])
+    }
 }

@@ -15,9 +15,12 @@ pub mod flatten;
 pub mod gather;
 pub mod gather_block_quantized;
 pub mod gather_nd;
+pub mod gelu;
+pub mod kv_cache_append;
 pub mod layer_norm;
 pub mod mat_mul;
 pub mod mat_mul_bnb4;
+pub mod mat_mul_epilogue;
 pub mod mat_mul_integer;
 pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
@@ -29,6 +32,7 @@ pub mod reshape;
 pub mod rotary_embedding;
 pub mod scatter_nd;
 pub mod shape_op;
+pub mod silu_mul;
 pub mod simplified_layer_norm;
 pub mod skip_simplified_layer_norm;
 pub mod slice;
@@ -53,9 +57,12 @@ pub use flatten::Flatten;
 pub use gather::Gather;
 pub use gather_block_quantized::GatherBlockQuantized;
 pub use gather_nd::GatherND;
+pub use gelu::{Gelu, GeluApproximation};
+pub use kv_cache_append::KvCacheAppend;
 pub use layer_norm::LayerNormalization;
 pub use mat_mul::MatMul;
 pub use mat_mul_bnb4::{Bnb4Type, MatMulBnb4};
+pub use mat_mul_epilogue::MatMulEpilogue;
 pub use mat_mul_integer::MatMulInteger;
 pub use mat_mul_n_bits::MatMulNBits;
 pub use multi_head_attention::MultiHeadAttention;
@@ -67,6 +74,7 @@ pub use reshape::Reshape;
 pub use rotary_embedding::RotaryEmbedding;
 pub use scatter_nd::{ScatterND, ScatterReduction};
 pub use shape_op::Shape;
+pub use silu_mul::SiluMul;
 pub use simplified_layer_norm::SimplifiedLayerNormalization;
 pub use skip_simplified_layer_norm::SkipSimplifiedLayerNormalization;
 pub use slice::Slice;
@@ -226,6 +234,11 @@ ops! {
     MatMulNBits(MatMulNBits) = "com.microsoft" "MatMulNBits",
     MatMulBnb4(MatMulBnb4) = "com.microsoft" "MatMulBnb4",
     GatherBlockQuantized(GatherBlockQuantized) = "com.microsoft" "GatherBlockQuantized",
+    // Fused ops made by cellm-opt passes (Gelu is also ONNX opset 20's).
+    Gelu(Gelu) = "" "Gelu",
+    SiluMul(SiluMul) = "cellm" "SiluMul",
+    MatMulEpilogue(MatMulEpilogue) = "cellm" "MatMulEpilogue",
+    KvCacheAppend(KvCacheAppend) = "cellm" "KvCacheAppend",
 }
 
 impl Op {

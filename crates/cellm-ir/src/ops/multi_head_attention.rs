@@ -11,6 +11,11 @@ pub struct MultiHeadAttention {
     pub scale: Option<f32>,
     pub mask_filter_value: f32,
     pub unidirectional: bool,
+    /// cellm extension (grouped-query attention): key/value carry this many
+    /// heads, query head h reading key/value head h / (num_heads / kv_num_heads).
+    /// Set by the `kv_cache` pass; then past inputs and present outputs are unused.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub kv_num_heads: Option<usize>,
 }
 
 /// What the inputs say about one of key/value: batch, length and head size.
@@ -21,15 +26,22 @@ struct Kv {
 }
 
 impl MultiHeadAttention {
+    /// Heads of key/value: `kv_num_heads`, or `num_heads` without GQA.
+    pub fn kv_heads(&self) -> usize {
+        self.kv_num_heads.unwrap_or(self.num_heads)
+    }
+
     /// `hidden / num_heads`, erroring when a known hidden size does not divide.
     fn per_head(&self, hidden: &Dim, what: &str) -> anyhow::Result<Dim> {
-        let n = Dim::Known(self.num_heads);
+        let heads = if what == "query" {
+            self.num_heads
+        } else {
+            self.kv_heads()
+        };
+        let n = Dim::Known(heads);
         match hidden {
-            Dim::Known(h) if h % self.num_heads != 0 => {
-                anyhow::bail!(
-                    "{what} hidden size {h} is not a multiple of num_heads {}",
-                    self.num_heads
-                )
+            Dim::Known(h) if h % heads != 0 => {
+                anyhow::bail!("{what} hidden size {h} is not a multiple of its {heads} heads")
             }
             _ => Ok(dim_div(hidden, &n).unwrap_or_else(Dim::unknown)),
         }
@@ -37,7 +49,7 @@ impl MultiHeadAttention {
 
     /// Reads key or value in the [B,L,N*H], [B,N,L,H] or packed [B,L,N,2,H] layouts.
     fn kv(&self, s: &[Dim], what: &str) -> anyhow::Result<Kv> {
-        let n = Dim::Known(self.num_heads);
+        let n = Dim::Known(self.kv_heads());
         Ok(match s.len() {
             3 => Kv {
                 batch: s[0].clone(),
@@ -82,6 +94,16 @@ impl MultiHeadAttention {
     ) -> anyhow::Result<Vec<Fact>> {
         if self.num_heads == 0 {
             anyhow::bail!("num_heads must be >= 1");
+        }
+        let kvh = self.kv_heads();
+        if kvh == 0 || self.num_heads % kvh != 0 {
+            anyhow::bail!(
+                "num_heads {} is not a multiple of kv_num_heads {kvh}",
+                self.num_heads
+            );
+        }
+        if self.kv_num_heads.is_some() && (opt(inputs, 6).is_some() || opt(inputs, 7).is_some()) {
+            anyhow::bail!("kv_num_heads (grouped-query attention) takes no past_key/past_value");
         }
         let q = need(inputs, 0)?;
         let dtype = q.dtype;

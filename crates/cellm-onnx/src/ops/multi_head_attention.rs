@@ -29,5 +29,6 @@ pub fn import(node: &NodeProto, _ctx: &ImportCtx) -> Result<Op> {
         scale: attr::float(node, "scale")?,
         mask_filter_value: attr::float_or(node, "mask_filter_value", -10000.0)?,
         unidirectional: attr::flag_or(node, "unidirectional", false)?,
+        kv_num_heads: None,
     }))
 }

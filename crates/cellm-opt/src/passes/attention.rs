@@ -167,6 +167,7 @@ impl Rule for AttentionFusion {
                     scale: Some(m.scale),
                     mask_filter_value: -10000.0,
                     unidirectional: false,
+                    kv_num_heads: None,
                 }),
                 inputs: vec![
                     Some(m.q),
