@@ -1,6 +1,8 @@
 // MatMul with one row per batch (M = 1, the decode steps): c[b] = a[b] (1 x K)
-// * B[b] (K x N). A 64x4 workgroup owns 64 adjacent columns (coalesced reads
-// of B's rows); its 4 thread rows split K and are summed at the end. A is
+// * B[b] (K x N). A 16x16 workgroup owns 16 adjacent columns (64-byte
+// coalesced reads of B's rows); its 16 thread rows split K and are summed at
+// the end. Narrow tiles give small N (576 for a 135M model) enough
+// workgroups to spread over a big GPU. A is
 // staged 256 values at a time in workgroup memory. Accumulates in f32.
 // Flat workgroup id = batch * tiles_n + tile.
 // P: [1, N, K, batch_rank, batch_shape[8] @4, a_batch_stride[8] @12,
@@ -12,7 +14,7 @@
 var<workgroup> av: array<f32, 256>;
 var<workgroup> part: array<f32, 256>;
 
-@compute @workgroup_size(64, 4)
+@compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let n = pw(1u);
@@ -22,7 +24,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let g = wg.x + wg.y * nwg.x;
     let batch = g / tiles_n;
     if (batch >= pw(30u)) { return; }
-    let col = (g % tiles_n) * 64u + lid.x;
+    let col = (g % tiles_n) * 16u + lid.x;
     var rem = batch;
     var aoff = 0u;
     var boff = 0u;
@@ -41,7 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         workgroupBarrier();
         if (col < n) {
             let kend = min(256u, kdim - k0);
-            for (var kk = lid.y; kk < kend; kk += 4u) {
+            for (var kk = lid.y; kk < kend; kk += 16u) {
                 acc = fma(av[kk], ld_b(boff + (k0 + kk) * n + col), acc);
             }
         }
@@ -50,6 +52,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     part[li] = acc;
     workgroupBarrier();
     if (lid.y == 0u && col < n) {
-        st_c(batch * n + col, part[lid.x] + part[64u + lid.x] + part[128u + lid.x] + part[192u + lid.x]);
+        var sum = 0.0;
+        for (var r = 0u; r < 16u; r++) { sum += part[r * 16u + lid.x]; }
+        st_c(batch * n + col, sum);
     }
 }

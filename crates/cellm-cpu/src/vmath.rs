@@ -1,6 +1,6 @@
 //! Vectorisable f32 math over slices: branch-free polynomial `exp`, `tanh`,
 //! `erf`, and the loops of the hot kernels (softmax lanes, GELU, SiLU·gate,
-//! small-M GEMM rows). Each public slice function is compiled twice, once for
+//! norm rows). Each public slice function is compiled twice, once for
 //! the baseline target and once with AVX2+FMA, and picks at run time (the
 //! workspace builds for baseline x86-64, whose SSE2 would give half the lanes).
 //!
@@ -61,7 +61,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
     let n_int = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let scale = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
@@ -85,10 +85,10 @@ pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
     let mut p = -5.704_988_7e-3f32;
-    p = p * z + 2.063_908_9e-2;
+    p = p * z + 2.063_909e-2;
     p = p * z - 5.373_971_6e-2;
     p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
+    p = p * z - 3.333_328e-1;
     let small = p * z * x + x;
     let big = (1.0 - 2.0 / (exp(2.0 * a) + 1.0)).copysign(x);
     if a < 0.625 {
@@ -129,7 +129,7 @@ fn one_plus_erf(x: f32) -> f32 {
 fn erf_parts(x: f32) -> (f32, f32) {
     // 2/√π · (-1)^n / (n! (2n+1)) for n = 0..11.
     const C: [f32; 12] = [
-        1.128_379_2,
+        std::f32::consts::FRAC_2_SQRT_PI,
         -0.376_126_4,
         0.112_837_92,
         -2.686_617e-2,
@@ -253,52 +253,6 @@ multiversion! {
     pub fn scale_slice(x: &mut [f32], s: f32) {
         for v in x {
             *v *= s;
-        }
-    }
-}
-
-multiversion! {
-    /// c[i][j] = Σ_k a[i][k]·b[k][j] for the `m` rows of a (row stride `k`)
-    /// and the columns `cols` of b (row stride `n`); c rows have stride `cols.len()`.
-    /// Streams b once, four rows of it at a time, each c row staying in cache.
-    pub fn gemm_rows(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        b: &[f32],
-        cols: std::ops::Range<usize>,
-        c: &mut [f32],
-    ) {
-        let w = cols.len();
-        let c = &mut c[..m * w];
-        c.fill(0.0);
-        let mut kk = 0;
-        while kk + 4 <= k {
-            let b0 = &b[kk * n + cols.start..kk * n + cols.end];
-            let b1 = &b[(kk + 1) * n + cols.start..(kk + 1) * n + cols.end];
-            let b2 = &b[(kk + 2) * n + cols.start..(kk + 2) * n + cols.end];
-            let b3 = &b[(kk + 3) * n + cols.start..(kk + 3) * n + cols.end];
-            for i in 0..m {
-                let ar = &a[i * k + kk..i * k + kk + 4];
-                let (s0, s1, s2, s3) = (ar[0], ar[1], ar[2], ar[3]);
-                let cr = &mut c[i * w..(i + 1) * w];
-                for j in 0..w {
-                    cr[j] += s0 * b0[j] + s1 * b1[j] + s2 * b2[j] + s3 * b3[j];
-                }
-            }
-            kk += 4;
-        }
-        while kk < k {
-            let br = &b[kk * n + cols.start..kk * n + cols.end];
-            for i in 0..m {
-                let s = a[i * k + kk];
-                let cr = &mut c[i * w..(i + 1) * w];
-                for j in 0..w {
-                    cr[j] += s * br[j];
-                }
-            }
-            kk += 1;
         }
     }
 }
@@ -434,22 +388,6 @@ mod tests {
             assert!(((erf(v) as f64) - e).abs() <= 2e-7, "erf({v})");
             let s = 1.0 / (1.0 + (-(v as f64)).exp());
             assert!(((sigmoid(v) as f64) - s).abs() <= 3e-7 * s, "sigmoid({v})");
-        }
-    }
-
-    #[test]
-    fn gemm_rows_matches_naive() {
-        let (m, k, n) = (3, 7, 19);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let cols = 5..17;
-        let mut c = vec![f32::NAN; m * cols.len()];
-        gemm_rows(m, k, n, &a, &b, cols.clone(), &mut c);
-        for i in 0..m {
-            for (jj, j) in cols.clone().enumerate() {
-                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-                assert!((c[i * cols.len() + jj] - want).abs() < 1e-5);
-            }
         }
     }
 }

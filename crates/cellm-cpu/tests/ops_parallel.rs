@@ -191,7 +191,8 @@ fn binary_fast_paths_match_f64() {
     let rows2 = Tensor::from_vec(vec![1, 129, 257], randv(&mut r, 129 * 257, 4.0));
     // The general broadcast (not a fast path) for contrast: [3, 1, 257].
     let mid = Tensor::from_vec(vec![3, 1, 257], randv(&mut r, 3 * 257, 4.0));
-    let ops: [(BinaryOp, fn(f64, f64) -> f64); 4] = [
+    type Reference = fn(f64, f64) -> f64;
+    let ops: [(BinaryOp, Reference); 4] = [
         (BinaryOp::Add, |a, b| a + b),
         (BinaryOp::Sub, |a, b| a - b),
         (BinaryOp::Mul, |a, b| a * b),

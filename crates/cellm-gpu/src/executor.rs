@@ -146,7 +146,8 @@ impl GpuSession {
             );
             let mut w = HashMap::new();
             for (&v, t) in &session.graph.initializers {
-                if matches!(t.dtype(), DType::F32 | DType::F16) {
+                // Float weights and packed 4/8-bit ones (uploaded as they are).
+                if matches!(t.dtype(), DType::F32 | DType::F16 | DType::U8 | DType::I8) {
                     let d = k.upload(t).with_context(|| {
                         format!("uploading weight '{}'", session.graph.value_name(v))
                     })?;

@@ -562,7 +562,7 @@ impl<'a> Kern<'a> {
         dst_off: u64,
         len: u64,
     ) -> Result<()> {
-        if (src_off | dst_off | len) % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
+        if !(src_off | dst_off | len).is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) {
             bail!("copy of {len} bytes at {src_off} -> {dst_off} is not 4-byte aligned");
         }
         let chunk = self.cfg.chunk_bytes;

@@ -422,10 +422,10 @@ fn mat_mul_epilogue_guard_rejects_near_misses() {
     node(&mut g, "add", add(), &["p", "bias"], &["y"]);
     let mut g = finish(g, &["y"]);
     assert_eq!(pass().run(&mut g).unwrap(), 0);
-    // A bias that broadcasts along rows ([5, 1]) is not a per-column bias.
+    // An addend of higher rank than the product widens the result: not an epilogue.
     let mut g = graph(&["x"]);
     g.add_initializer("w", Tensor::zeros(DType::F32, vec![16, 12]));
-    g.add_initializer("bias", Tensor::zeros(DType::F32, vec![5, 1]));
+    g.add_initializer("bias", Tensor::zeros(DType::F32, vec![3, 1, 1, 12]));
     node(&mut g, "mm", Op::MatMul(MatMul), &["x", "w"], &["p"]);
     node(&mut g, "add", add(), &["p", "bias"], &["y"]);
     let mut g = finish(g, &["y"]);

@@ -1,8 +1,9 @@
 //! `cellm-run stats MODEL [--json]`: per graph, nodes and device kernels
-//! before/after the optimisation passes, peak intermediate bytes for a prefill
-//! of `--prefill` tokens (batch 1, one image), and KV bytes copied per decode
-//! step (the past+new Concat copies). Figures this build cannot compute yet
-//! (host↔device traffic, planned memory) are null.
+//! before/after the optimisation passes (decoders in the form the decoder
+//! runtime runs: in-place KV caches, last-position logits), intermediate bytes
+//! for a prefill of `--prefill` tokens (batch 1, one image) without buffer
+//! reuse and at the liveness peak the executors' reuse reaches, resident weight
+//! bytes, and per decode step: KV bytes copied and host↔device bytes.
 
 use anyhow::{bail, Context, Result};
 use cellm_ir::{Graph, Op};
@@ -94,19 +95,9 @@ fn bindings(g: &Graph, seq: usize, past: usize) -> HashMap<String, usize> {
     b
 }
 
-fn bind_input_facts(g: &mut Graph, b: &HashMap<String, usize>) {
-    for &v in &g.inputs.clone() {
-        if let Some(shape) = g.values[v].fact.as_mut().and_then(|f| f.shape.as_mut()) {
-            for d in shape.iter_mut() {
-                if let Some(n) = d.resolve(b) {
-                    *d = cellm_ir::Dim::Known(n);
-                }
-            }
-        }
-    }
-}
-
-/// Bytes the past+new KV Concats copy in one decode step.
+/// Bytes of past K/V copied in one decode step: Concats that join a past
+/// input to new rows copy the whole past (a KvCacheAppend on a cache-held past
+/// writes only the new rows, so it copies none).
 fn kv_copy_bytes(g: &Graph, b: &HashMap<String, usize>) -> Option<usize> {
     let mut total = 0;
     for ix in g.nodes.node_indices() {
@@ -124,54 +115,149 @@ fn kv_copy_bytes(g: &Graph, b: &HashMap<String, usize>) -> Option<usize> {
     Some(total)
 }
 
+/// Inputs held by the decoder's KV caches ([B, P, X] past inputs after the
+/// `kv_cache` pass): bound to device buffers, never uploaded.
+fn cache_held(g: &Graph, v: cellm_ir::ValueId) -> bool {
+    g.value_name(v).starts_with("past_key_values")
+        && g.values[v]
+            .fact
+            .as_ref()
+            .and_then(|f| f.shape.as_ref())
+            .is_some_and(|s| s.len() == 3)
+}
+
+/// Outputs written in place into those caches (never read back).
+fn cache_written(g: &Graph, v: cellm_ir::ValueId) -> bool {
+    g.values[v]
+        .producer
+        .is_some_and(|p| matches!(g.nodes[p].op, Op::KvCacheAppend(_)))
+}
+
+/// Host→device and device→host bytes of one decode step: every graph input
+/// but the cache-held ones goes up, every output but the cache-written ones
+/// comes back (what `GpuSession::run_with_cache` transfers).
+fn step_transfer_bytes(g: &Graph, b: &HashMap<String, usize>) -> (Option<usize>, Option<usize>) {
+    let up: Option<usize> = g
+        .inputs
+        .iter()
+        .filter(|&&v| !cache_held(g, v))
+        .map(|&v| value_bytes(g, v, b))
+        .sum();
+    let down: Option<usize> = g
+        .outputs
+        .iter()
+        .filter(|&&v| !cache_written(g, v))
+        .map(|&v| value_bytes(g, v, b))
+        .sum();
+    (up, down)
+}
+
+/// Sum of all intermediates' bytes: what a run allocates with no buffer
+/// reuse (each value its own buffer).
+fn total_intermediate_bytes(g: &Graph, b: &HashMap<String, usize>) -> Option<usize> {
+    g.nodes
+        .node_indices()
+        .flat_map(|ix| {
+            g.nodes[ix]
+                .outputs
+                .iter()
+                .flatten()
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .map(|v| value_bytes(g, v, b))
+        .sum()
+}
+
+/// Bytes of the weights a backend keeps resident: float and packed 4/8-bit
+/// initializers, as stored (f16 stays f16, u8 one byte per element).
+fn weight_bytes(g: &Graph) -> usize {
+    g.initializers
+        .values()
+        .filter(|t| {
+            matches!(
+                t.dtype(),
+                cellm_ir::DType::F32
+                    | cellm_ir::DType::F16
+                    | cellm_ir::DType::U8
+                    | cellm_ir::DType::I8
+            )
+        })
+        .map(|t| t.bytes().len())
+        .sum()
+}
+
 fn graph_stats(path: &Path, a: &StatsArgs) -> Result<(Value, String)> {
     let mut g = cellm_onnx::load(path)?;
     let nodes_before = g.nodes.node_count();
     let kernels_before = kernel_sequence(&g)?.len();
-    let prefill = bindings(&g, a.prefill, 0);
-    // Bound input dims let inference size more intermediates than symbols do.
-    let peak_before = {
-        let mut bound = g.clone();
-        bind_input_facts(&mut bound, &prefill);
-        bound
-            .infer_facts()
-            .ok()
-            .and_then(|_| peak_intermediate_bytes(&bound, &prefill).ok().flatten())
-    };
-    cellm_opt::optimize(&mut g).with_context(|| format!("optimising {}", path.display()))?;
-    let kernels = kernel_sequence(&g)?.len();
-    let peak_after = {
-        let mut bound = g.clone();
-        cellm_opt::specialize(&mut bound, &prefill)?;
-        peak_intermediate_bytes(&bound, &prefill)?
-    };
     let is_decoder = g
         .inputs
         .iter()
         .any(|&v| g.value_name(v).starts_with("past_key_values"));
-    let kv = if is_decoder {
+    let kv_before = if is_decoder {
         kv_copy_bytes(&g, &bindings(&g, 1, a.past))
     } else {
         None
     };
+    cellm_opt::optimize(&mut g).with_context(|| format!("optimising {}", path.display()))?;
+    if is_decoder {
+        // The form the decoder runtime runs: in-place KV caches, last-position logits.
+        cellm_runtime::backend::with_kv_cache(&mut g)?;
+    }
+    // KvCacheAppend is a buffer copy of the new rows, not a kernel dispatch.
+    let kernels: Vec<String> = kernel_sequence(&g)?
+        .into_iter()
+        .filter(|k| k != "KvCacheAppend")
+        .collect();
+    let prefill = bindings(&g, a.prefill, 0);
+    let (peak_before, peak_after) = {
+        let mut bound = g.clone();
+        cellm_opt::specialize(&mut bound, &prefill)?;
+        (
+            total_intermediate_bytes(&bound, &prefill),
+            peak_intermediate_bytes(&bound, &prefill)?,
+        )
+    };
+    let step = bindings(&g, 1, a.past);
+    let (kv, up, down) = if is_decoder {
+        let (up, down) = step_transfer_bytes(&g, &step);
+        (kv_copy_bytes(&g, &step), up, down)
+    } else {
+        (None, None, None)
+    };
+    let weights = weight_bytes(&g);
     let text = format!(
-        "nodes {nodes_before} -> {}, kernels {kernels_before} -> {kernels}, peak intermediate bytes (prefill {}) {} -> {}{}",
+        "nodes {nodes_before} -> {}, kernels {kernels_before} -> {}, intermediate bytes (prefill {}) {} without reuse -> {} peak with reuse, weights {weights} bytes{}",
         g.nodes.node_count(),
+        kernels.len(),
         a.prefill,
         peak_before.map_or("?".into(), |b| b.to_string()),
         peak_after.map_or("?".into(), |b| b.to_string()),
-        kv.map_or(String::new(), |k| format!(", KV bytes copied per decode step (past {}) {k}", a.past)),
+        match (kv, kv_before) {
+            (Some(k), before) => format!(
+                ", per decode step (past {}): KV bytes copied {k} (imported graph {}), host->device {} bytes, device->host {} bytes",
+                a.past,
+                before.map_or("?".into(), |b| b.to_string()),
+                up.map_or("?".into(), |b| b.to_string()),
+                down.map_or("?".into(), |b| b.to_string()),
+            ),
+            _ => String::new(),
+        },
     );
     let v = json!({
         "nodes_before": nodes_before,
         "nodes_after": g.nodes.node_count(),
-        "dispatches_prefill": kernels,
-        "dispatches_per_decode_step": if is_decoder { json!(kernels) } else { Value::Null },
+        "dispatches_prefill": kernels.len(),
+        "dispatches_per_decode_step": if is_decoder { json!(kernels.len()) } else { Value::Null },
         "kv_bytes_copied_per_decode_step": kv,
-        "host_to_device_bytes_per_decode_step": Value::Null,
-        "device_to_host_bytes_per_decode_step": Value::Null,
+        "kv_bytes_copied_per_decode_step_imported": kv_before,
+        "host_to_device_bytes_per_decode_step": up,
+        "device_to_host_bytes_per_decode_step": down,
         "peak_intermediate_bytes_before": peak_before,
         "peak_intermediate_bytes_after": peak_after,
+        "weight_bytes": weights,
+        "kernels": cellm_opt::stats::histogram(&kernels),
     });
     Ok((v, text))
 }

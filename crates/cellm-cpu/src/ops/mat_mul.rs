@@ -1,8 +1,11 @@
 //! CPU kernel for MatMul (numpy semantics: batch dims broadcast, 1-D operands
 //! promoted to a row (A) or a column (B) and the promoted dim dropped again).
-//! f32/f64 go through `matrixmultiply` with explicit strides (broadcast batches
-//! need no copy); f16 is computed in f32 and rounded once; integers are naive
-//! with wrapping arithmetic (numpy's overflow behaviour).
+//! f32/f64 go through the `gemm` crate (packed, AVX2/AVX-512 microkernels
+//! chosen at run time, split over rayon's threads) with explicit strides
+//! (broadcast batches need no copy; one row of A, as in decode steps, takes
+//! gemm's GEMV path, which measured as fast as a hand-written streaming
+//! kernel); f16 is computed in f32 and rounded once; integers are naive with
+//! wrapping arithmetic (numpy's overflow behaviour).
 
 use super::common::input;
 use anyhow::{bail, Context, Result};
@@ -159,55 +162,8 @@ fn batch_offsets(own: &[usize], batch: &[usize], mat_size: usize) -> Vec<usize> 
     out
 }
 
-/// Up to this many rows of A, a row-streaming kernel beats packing B (decode
-/// steps multiply one token's row by whole weight matrices).
-const SMALL_M: usize = 4;
-
-/// Columns per task of the small-M kernel: a multiple of 64 floats (whole
-/// cache lines of every B row).
-fn small_m_task_cols(m: usize, k: usize, n: usize) -> usize {
-    let per = crate::par::rows_per_task(n.div_ceil(64), 64 * m * k);
-    per * 64
-}
-
-/// C = A·B for a few rows of A: B streams through once (memory-bound), its
-/// columns split over the cores; each task accumulates its slice of C rows.
-fn gemm_small_m(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    use rayon::prelude::*;
-    let w = small_m_task_cols(m, k, n);
-    if w >= n {
-        crate::vmath::gemm_rows(m, k, n, a, b, 0..n, c);
-        return;
-    }
-    if m == 1 {
-        // One row: the tasks' column ranges are disjoint slices of C.
-        c[..n].par_chunks_mut(w).enumerate().for_each(|(t, cs)| {
-            let j0 = t * w;
-            crate::vmath::gemm_rows(1, k, n, a, b, j0..j0 + cs.len(), cs);
-        });
-        return;
-    }
-    let parts: Vec<Vec<f32>> = (0..n.div_ceil(w))
-        .into_par_iter()
-        .map(|t| {
-            let cols = t * w..((t + 1) * w).min(n);
-            let mut part = vec![0f32; m * cols.len()];
-            crate::vmath::gemm_rows(m, k, n, a, b, cols, &mut part);
-            part
-        })
-        .collect();
-    for (t, part) in parts.iter().enumerate() {
-        let j0 = t * w;
-        let cw = part.len() / m;
-        for i in 0..m {
-            c[i * n + j0..i * n + j0 + cw].copy_from_slice(&part[i * cw..(i + 1) * cw]);
-        }
-    }
-}
-
 /// Row-major C[m,n] = A[m,k]·B[k,n] in f32 on dense slices (at least those
-/// sizes), over all cores: the small-M streaming kernel for a few rows,
-/// `matrixmultiply` (packed, threaded) otherwise.
+/// sizes), through `gemm` over all cores (its own GEMV path for one row).
 pub(crate) fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     <f32 as Gemm>::gemm(m, k, n, a, b, c)
 }
@@ -220,54 +176,73 @@ pub(crate) trait Gemm: Copy + Default {
 impl Gemm for f32 {
     fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        if m <= SMALL_M {
-            gemm_small_m(m, k, n, a, b, c);
-            return;
-        }
-        // SAFETY: the asserts above keep every strided access in bounds.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                k as isize,
-                1,
-                b.as_ptr(),
-                n as isize,
-                1,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        // SAFETY: the assert above keeps every access of the dense row-major
+        // operands in bounds.
+        unsafe { dense_gemm(m, k, n, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
     }
 }
 
 impl Gemm for f64 {
     fn gemm(m: usize, k: usize, n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-        // SAFETY: the asserts above keep every strided access in bounds.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                k as isize,
-                1,
-                b.as_ptr(),
-                n as isize,
-                1,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        // SAFETY: as for f32.
+        unsafe { dense_gemm(m, k, n, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+    }
+}
+
+/// Row-major C[m,n] = A[m,k]·B[k,n] through `gemm` on all rayon threads.
+///
+/// # Safety
+/// `a`, `b`, `c` must hold at least m·k, k·n, m·n elements.
+unsafe fn dense_gemm<T: Copy + 'static + num_one::One>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // gemm computes dst = alpha·dst + beta·lhs·rhs; read_dst = false ignores
+    // the (uninitialised-for-it) old dst.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        n as isize,
+        false,
+        a,
+        1,
+        k as isize,
+        b,
+        1,
+        n as isize,
+        T::ZERO,
+        T::ONE,
+        false,
+        false,
+        false,
+        gemm::Parallelism::Rayon(0),
+    );
+}
+
+/// 0 and 1 of the float types `gemm` runs.
+mod num_one {
+    pub trait One {
+        const ZERO: Self;
+        const ONE: Self;
+    }
+    impl One for f32 {
+        const ZERO: f32 = 0.0;
+        const ONE: f32 = 1.0;
+    }
+    impl One for f64 {
+        const ZERO: f64 = 0.0;
+        const ONE: f64 = 1.0;
     }
 }
 
@@ -325,23 +300,30 @@ pub(crate) fn sgemm_strided(
         }
         return;
     }
-    // SAFETY: the asserts above bound the largest index each operand is read or written at.
+    // SAFETY: the asserts above bound the largest index each operand is read
+    // or written at. gemm computes dst = alpha·dst + beta·lhs·rhs, so our
+    // (alpha, beta) swap places; beta = 0 must not read C (it may hold NaN).
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            rsc as isize,
             csc as isize,
+            rsc as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            csa as isize,
+            rsa as isize,
+            b.as_ptr(),
+            csb as isize,
+            rsb as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
         );
     }
 }

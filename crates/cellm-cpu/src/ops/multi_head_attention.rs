@@ -359,7 +359,12 @@ fn run_grouped(
     let heads = op.num_heads;
     let kvh = op.kv_heads();
     let qs = q.shape();
-    if qs.len() != 3 || heads == 0 || kvh == 0 || heads % kvh != 0 || qs[2] % heads != 0 {
+    if qs.len() != 3
+        || heads == 0
+        || kvh == 0
+        || !heads.is_multiple_of(kvh)
+        || !qs[2].is_multiple_of(heads)
+    {
         bail!("MultiHeadAttention: query {qs:?} does not split into {heads} heads over {kvh} key/value heads");
     }
     let (batch, seq, q_hidden) = (qs[0], qs[1], qs[2]);
@@ -369,7 +374,7 @@ fn run_grouped(
     // Element (b, kv head, t, d) of K lives at b*bs + h*hs + t*ts + d.
     let (total, hv, kst, vst) = match (ks.len(), vs.len()) {
         (3, 3) => {
-            if ks != [batch, ks[1], kvh * hd] || vs[..2] != ks[..2] || vs[2] % kvh != 0 {
+            if ks != [batch, ks[1], kvh * hd] || vs[..2] != ks[..2] || !vs[2].is_multiple_of(kvh) {
                 bail!("MultiHeadAttention: key {ks:?} / value {vs:?} must be [{batch}, T, {kvh}*{hd}]");
             }
             let (t, hv) = (ks[1], vs[2] / kvh);

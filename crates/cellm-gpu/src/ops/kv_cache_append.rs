@@ -28,6 +28,7 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
 /// Buffer copies need 4-byte aligned rows.
 pub fn supported(args: &Args) -> bool {
     args.od(0).is_some_and(|p| {
-        p.shape.len() == 3 && elem_bytes(p.dtype).is_ok_and(|e| (p.shape[2] as u64 * e) % 4 == 0)
+        p.shape.len() == 3
+            && elem_bytes(p.dtype).is_ok_and(|e| (p.shape[2] as u64 * e).is_multiple_of(4))
     })
 }

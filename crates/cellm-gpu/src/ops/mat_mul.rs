@@ -78,7 +78,7 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
     p.extend(dims8(&b_st, "MatMul B")?);
     // M = 1 (decode steps) takes the GEMV kernel; otherwise 64x64 tiles.
     let gemv = m == 1;
-    let tiles_n = n.div_ceil(64);
+    let tiles_n = if gemv { n.div_ceil(16) } else { n.div_ceil(64) };
     let tiles_m = if gemv { 1 } else { m.div_ceil(64) };
     p.push(u32_of(tiles_n, "MatMul")?);
     p.push(u32_of(tiles_m, "MatMul")?);

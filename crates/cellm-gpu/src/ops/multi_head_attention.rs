@@ -103,7 +103,7 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         bail!("MultiHeadAttention: query must be [B, S, hidden], got {qs:?}");
     }
     let (batch, seq, q_hidden) = (qs[0], qs[1], qs[2]);
-    if heads == 0 || q_hidden % heads != 0 || kvh == 0 || heads % kvh != 0 {
+    if heads == 0 || !q_hidden.is_multiple_of(heads) || kvh == 0 || !heads.is_multiple_of(kvh) {
         bail!("MultiHeadAttention: hidden size {q_hidden} does not split into {heads} heads over {kvh} key/value heads");
     }
     let hd = q_hidden / heads;
@@ -119,7 +119,7 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
             || ks[..] != [batch, ks[1], kvh * hd]
             || vs.len() != 3
             || vs[..2] != ks[..2]
-            || vs[2] % kvh != 0
+            || !vs[2].is_multiple_of(kvh)
         {
             bail!("MultiHeadAttention: key {ks:?} / value {vs:?} do not match query {qs:?}");
         }

@@ -96,7 +96,7 @@ impl MultiHeadAttention {
             anyhow::bail!("num_heads must be >= 1");
         }
         let kvh = self.kv_heads();
-        if kvh == 0 || self.num_heads % kvh != 0 {
+        if kvh == 0 || !self.num_heads.is_multiple_of(kvh) {
             anyhow::bail!(
                 "num_heads {} is not a multiple of kv_num_heads {kvh}",
                 self.num_heads

@@ -38,6 +38,11 @@ pub struct Side {
     chain: Vec<NodeIndex>,
     /// Gather(Shape(past), 2) nodes reading the past length.
     length_gathers: Vec<NodeIndex>,
+    /// Shape nodes reading the repeated [B, H, T, D] keys/values, with the
+    /// Gathers of their dims (node, index).
+    repeated_shapes: Vec<(NodeIndex, Vec<(NodeIndex, i64)>)>,
+    /// Query heads (H) of the repeated form.
+    heads: usize,
     kv_heads: usize,
     head: usize,
 }
@@ -130,19 +135,37 @@ fn side(g: &Graph, mha: NodeIndex, v: ValueId) -> Option<Side> {
     if !ok {
         return None;
     }
-    // Every reader of present is the Concat's output edge to the chain or the attention.
+    // Every reader of present is on the chain or the attention; the chain's
+    // result may also be measured by Shape → Gather (torchscript exports do).
     let mut allowed: Vec<NodeIndex> = chain.clone();
     allowed.push(mha);
     if g.consumers(present).iter().any(|c| !allowed.contains(c)) {
         return None;
     }
-    for &n in &chain {
+    let mut repeated_shapes = vec![];
+    for (i, &n) in chain.iter().enumerate() {
         for o in g.nodes[n].outputs.iter().flatten() {
-            if g.outputs.contains(o) || g.consumers(*o).iter().any(|c| !allowed.contains(c)) {
+            if g.outputs.contains(o) {
                 return None;
+            }
+            for c in g.consumers(*o) {
+                if allowed.contains(&c) {
+                    continue;
+                }
+                // chain[0] is the final Reshape (the attention's input).
+                if i != 0 {
+                    return None;
+                }
+                repeated_shapes.push((c, dim_reads(g, c, 4)?));
             }
         }
     }
+    let heads = match chain.first() {
+        Some(&r) => shape(g, g.nodes[r].outputs.first().copied().flatten()?)?
+            .get(1)?
+            .known()?,
+        None => kv_heads,
+    };
     let mut length_gathers = vec![];
     for r in g.consumers(past) {
         if r == c_ix {
@@ -157,9 +180,44 @@ fn side(g: &Graph, mha: NodeIndex, v: ValueId) -> Option<Side> {
         new,
         chain,
         length_gathers,
+        repeated_shapes,
+        heads,
         kv_heads,
         head,
     })
+}
+
+/// `shape_ix` is a full Shape of a rank-`rank` value read only by Gathers
+/// (axis 0) of one constant index each: returns (gather, index ≥ 0).
+fn dim_reads(g: &Graph, shape_ix: NodeIndex, rank: i64) -> Option<Vec<(NodeIndex, i64)>> {
+    let n = &g.nodes[shape_ix];
+    let Op::Shape(s) = &n.op else {
+        return None;
+    };
+    if s.start != 0 || s.end.is_some() {
+        return None;
+    }
+    let out = n.outputs.first().copied().flatten()?;
+    if g.outputs.contains(&out) {
+        return None;
+    }
+    let mut reads = vec![];
+    for r in g.consumers(out) {
+        let gn = &g.nodes[r];
+        let Op::Gather(ga) = &gn.op else {
+            return None;
+        };
+        let idx = const_ints(g, arg(gn, 1)?)?;
+        if ga.axis != 0 || arg(gn, 0) != Some(out) || idx.len() != 1 {
+            return None;
+        }
+        let i = if idx[0] < 0 { idx[0] + rank } else { idx[0] };
+        if !(0..rank).contains(&i) {
+            return None;
+        }
+        reads.push((r, i));
+    }
+    Some(reads)
 }
 
 /// `shape_ix` is Shape(past) read only by Gathers of index 2 (the past length).
@@ -248,6 +306,49 @@ impl Rule for KvCache {
                     Dim::Known(s.kv_heads * s.head),
                 ]),
             ));
+            // Dims of the repeated [B, H, T, D] now come from present [B, T, X]:
+            // B and T by reading its dims 0 and 1, H and D as constants.
+            for (shape_ix, reads) in &s.repeated_shapes {
+                g.set_input(*shape_ix, 0, Some(s.present));
+                for &(ga, i) in reads {
+                    let scalar = g.nodes[ga]
+                        .inputs
+                        .get(1)
+                        .copied()
+                        .flatten()
+                        .and_then(|v| g.initializers.get(&v))
+                        .is_some_and(|t| t.rank() == 0);
+                    let index_or_value = |v: i64| {
+                        if scalar {
+                            Tensor::scalar(v)
+                        } else {
+                            Tensor::from_vec(vec![1], vec![v])
+                        }
+                    };
+                    match i {
+                        0 | 2 => {
+                            let at =
+                                crate::pattern::add_const(g, "kv_cache_dim", index_or_value(i / 2));
+                            g.set_input(ga, 1, Some(at));
+                        }
+                        _ => {
+                            let value = if i == 1 { s.heads } else { s.head } as i64;
+                            let c = crate::pattern::add_const(
+                                g,
+                                "kv_cache_dim_value",
+                                index_or_value(value),
+                            );
+                            let out = g.nodes[ga]
+                                .outputs
+                                .first()
+                                .copied()
+                                .flatten()
+                                .ok_or_else(|| anyhow!("Gather without output"))?;
+                            g.replace_uses(out, c)?;
+                        }
+                    }
+                }
+            }
             // The past length moved from axis 2 to axis 1.
             for &ga in &s.length_gathers {
                 let one = crate::pattern::add_const(g, "kv_cache_len_axis", Tensor::scalar(1i64));

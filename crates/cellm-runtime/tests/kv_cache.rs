@@ -1,0 +1,152 @@
+//! In-place KV caches (the `kv_cache` pass + KvDecoder's caches) against the
+//! plain decoder that concatenates past and new K/V every step: same logits
+//! over a prefill and several decode steps, after a reset, and past a cache
+//! capacity that forces the buffers to grow; on the CPU and on the GPU.
+
+use anyhow::Result;
+use cellm_runtime::backend::{optimize_for, Backend, ExecOptions, Executable};
+use cellm_runtime::decoder::KvDecoder;
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn fixture(rel: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let local = root.join("models").join(rel);
+    if local.exists() {
+        return local;
+    }
+    root.join("../shared/fixtures").join(rel)
+}
+
+fn gpu() -> Option<Backend> {
+    match cellm_gpu::GpuContext::new() {
+        Ok(ctx) => Some(Backend::Gpu(Arc::clone(&ctx))),
+        Err(e) if std::env::var("CELLM_ALLOW_NO_GPU").as_deref() == Ok("1") => {
+            eprintln!("skipping GPU case (CELLM_ALLOW_NO_GPU=1): {e}");
+            None
+        }
+        Err(e) => panic!("no usable GPU adapter ({e}); set CELLM_ALLOW_NO_GPU=1 to skip"),
+    }
+}
+
+/// The optimised decoder that feeds present back as past (no cache pass).
+fn plain(file: &str) -> Result<KvDecoder> {
+    let mut g = cellm_onnx::load(&fixture(file))?;
+    optimize_for(&mut g, &Backend::Cpu)?;
+    let d = KvDecoder::new(Executable::prepared(g, &Backend::Cpu)?)?;
+    assert!(!d.uses_kv_cache());
+    Ok(d)
+}
+
+fn cached(file: &str, backend: &Backend, max_seq: usize) -> Result<KvDecoder> {
+    let g = cellm_onnx::load(&fixture(file))?;
+    let exe = Executable::decoder(g, backend, &ExecOptions::default())?;
+    let d = KvDecoder::with_max_seq(exe, max_seq)?;
+    assert!(d.uses_kv_cache(), "the kv_cache pass did not match {file}");
+    Ok(d)
+}
+
+fn max_rel(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1f64, |m, &w| m.max(w.abs() as f64));
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+/// Prefill 7 random rows, then 6 single steps; logits must match the plain
+/// decoder's at every step. `tol`: f32 ≈ 1e-4 of the largest logit (the
+/// cache path sums attention in another order); the GPU adds its own
+/// rounding order, so the same bound holds there.
+fn compare(file: &str, backend: &Backend, max_seq: usize, tol: f64) -> Result<()> {
+    let seed: u64 = rand::rng().random();
+    println!("{file} on {}: seed {seed}", backend.name());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut reference = plain(file)?;
+    let mut fast = cached(file, backend, max_seq)?;
+    let hidden = reference.hidden_size();
+    let mut rows = |n: usize| -> Vec<f32> {
+        (0..n * hidden)
+            .map(|_| rng.random_range(-0.5..0.5))
+            .collect()
+    };
+    let steps: Vec<Vec<f32>> = std::iter::once(rows(7))
+        .chain((0..6).map(|_| rows(1)))
+        .collect();
+    for round in 0..2 {
+        for (i, x) in steps.iter().enumerate() {
+            let want = reference.forward(x)?;
+            let got = fast.forward(x)?;
+            let err = max_rel(&got, &want);
+            assert!(
+                err <= tol,
+                "{file} on {} round {round} step {i}: max rel diff {err:.2e} > {tol:.0e} (seed {seed})",
+                backend.name()
+            );
+            assert_eq!(fast.past_len(), reference.past_len());
+        }
+        // A new conversation must not see the old rows.
+        reference.reset();
+        fast.reset();
+    }
+    Ok(())
+}
+
+#[test]
+fn cpu_cache_matches_concat_decoder() -> Result<()> {
+    compare(
+        "micro/onnx/decoder_model_merged.onnx",
+        &Backend::Cpu,
+        2048,
+        1e-4,
+    )?;
+    // Capacity 4 < 7 prefill rows: the caches grow (one copy) mid-run.
+    compare(
+        "micro/onnx/decoder_model_merged.onnx",
+        &Backend::Cpu,
+        4,
+        1e-4,
+    )?;
+    // The torchscript export reaches the same form.
+    compare(
+        "micro/onnx_torchscript/decoder_model_merged.onnx",
+        &Backend::Cpu,
+        16,
+        1e-4,
+    )
+}
+
+#[test]
+fn gpu_cache_matches_concat_decoder() -> Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    compare("micro/onnx/decoder_model_merged.onnx", &gpu, 2048, 1e-4)?;
+    compare("micro/onnx/decoder_model_merged.onnx", &gpu, 4, 1e-4)
+}
+
+/// One decode step on the GPU moves only the step's inputs and the last
+/// logits: no K/V crosses the bus, whatever the context length.
+#[test]
+fn gpu_decode_step_transfers_no_kv() -> Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let mut d = cached("micro/onnx/decoder_model_merged.onnx", &gpu, 64)?;
+    let hidden = d.hidden_size();
+    d.forward(&vec![0.1; 20 * hidden])?;
+    d.forward(&vec![0.2; hidden])?;
+    let s = d.last_gpu_stats().expect("GPU stats");
+    let total = 22u64; // positions after this step
+    let up = (hidden * 4) as u64 + 8 * total + 8; // embeds + attention_mask + position_ids
+    assert!(
+        s.host_to_device_bytes <= up,
+        "uploaded {} bytes, expected at most {up}",
+        s.host_to_device_bytes
+    );
+    let vocab = 49280u64;
+    assert_eq!(
+        s.device_to_host_bytes,
+        vocab * 4,
+        "only the last logits come back"
+    );
+    Ok(())
+}
