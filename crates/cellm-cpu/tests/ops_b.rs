@@ -1315,3 +1315,34 @@ fn grouped_attention_matches_repeated_heads() {
         );
     }
 }
+
+/// f32 A × f16 B (f16-stored weights): the streaming path (few rows) and the
+/// widening path (many rows) against the f32 MatMul of the widened weights.
+#[test]
+fn mat_mul_f32_by_f16_weights() {
+    let mut r = rng_for("mat_mul_f32_by_f16_weights");
+    for rows in [1usize, 3, 8, 9, 40] {
+        let (k, n) = (r.random_range(1..300), r.random_range(1..700));
+        let av: Vec<f32> = (0..rows * k).map(|_| r.random_range(-1.0..1.0)).collect();
+        let bh: Vec<f16> = (0..k * n)
+            .map(|_| f16::from_f32(r.random_range(-1.0..1.0)))
+            .collect();
+        let a = Tensor::from_vec(vec![1, rows, k], av);
+        let b = Tensor::from_vec(vec![k, n], bh.clone());
+        let wide = Tensor::from_vec(
+            vec![k, n],
+            bh.iter().map(|v| v.to_f32()).collect::<Vec<_>>(),
+        );
+        let got = run1(Op::MatMul(MatMul), &[Some(&a), Some(&b)]);
+        let want = run1(Op::MatMul(MatMul), &[Some(&a), Some(&wide)]);
+        assert_eq!(got[0].dtype(), cellm_ir::DType::F32);
+        assert_eq!(got[0].shape(), [1, rows, n]);
+        // Same f32 products, summed in another order: K-term sums of |x| <= 1.
+        assert_close(
+            &got[0].to_f64_vec(),
+            &want[0].to_f64_vec(),
+            1e-6 * k as f64,
+            &format!("rows {rows} k {k} n {n}"),
+        );
+    }
+}

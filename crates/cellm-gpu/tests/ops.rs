@@ -1029,3 +1029,21 @@ fn grouped_attention_and_kv_cache_append() {
         );
     }
 }
+
+/// f32 activations × f16-stored weights (`--dtype f16`): GEMV and tiles.
+#[test]
+fn mat_mul_f16_weights() {
+    let mut r = rng();
+    for m in [1usize, 37] {
+        let (k, n) = (r.random_range(40..300), r.random_range(20..200));
+        check(
+            &format!("MatMul f32 x f16 weights m={m}"),
+            Op::MatMul(MatMul),
+            vec![
+                In::Run(randf(&mut r, &[1, m, k], -1.0, 1.0)),
+                In::Const(randh(&mut r, &[k, n])),
+            ],
+            RED,
+        );
+    }
+}

@@ -29,11 +29,21 @@ pub struct ExecArgs {
     /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Storage of MatMul weights: f32 (as in the model) or f16 (half the
+    /// bytes; f32 accumulation, about 1e-3 relative change in outputs).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    pub dtype: String,
 }
 
 pub fn run(a: ExecArgs) -> Result<()> {
     let backend = a.backend.resolve()?;
     let t0 = std::time::Instant::now();
+    if a.no_opt && a.dtype != "f32" {
+        anyhow::bail!(
+            "--dtype {} needs the optimisation passes; drop --no-opt",
+            a.dtype
+        );
+    }
     let exe = if a.no_opt {
         let opts = cellm_runtime::ExecOptions {
             optimize: false,
@@ -44,7 +54,10 @@ pub fn run(a: ExecArgs) -> Result<()> {
         let dir = cellm_runtime::plan::cache_dir(a.cache_dir.as_deref());
         let plan = cellm_runtime::plan::load_or_compile(
             std::slice::from_ref(&a.model),
-            &Default::default(),
+            &cellm_runtime::plan::PlanOptions {
+                dtype: a.dtype.clone(),
+                ..Default::default()
+            },
             &backend,
             &dir,
             false,

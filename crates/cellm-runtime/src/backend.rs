@@ -89,6 +89,21 @@ pub fn with_kv_cache(graph: &mut Graph) -> Result<usize> {
     Ok(n)
 }
 
+/// Weight storage per `--dtype`: "f32" keeps the model's dtypes, "f16" stores
+/// MatMul weight matrices as f16 (cellm-opt's `f16_weights`).
+pub fn apply_dtype(graph: &mut Graph, dtype: &str) -> Result<()> {
+    match dtype {
+        "f32" => Ok(()),
+        "f16" => {
+            let name = graph.name.clone();
+            cellm_opt::passes::f16_weights::apply(graph)
+                .with_context(|| format!("f16 weights for graph '{name}'"))?;
+            Ok(())
+        }
+        other => anyhow::bail!("--dtype {other}: expected f16 or f32"),
+    }
+}
+
 /// Optimises `graph` in place for `backend`.
 pub fn optimize_for(graph: &mut Graph, backend: &Backend) -> Result<cellm_opt::PipelineReport> {
     let name = graph.name.clone();
@@ -109,6 +124,7 @@ impl Executable {
     ) -> Result<Executable> {
         if opts.optimize {
             optimize_for(&mut graph, backend)?;
+            apply_dtype(&mut graph, &opts.plan_options.dtype)?;
         }
         Executable::prepared(graph, backend)
     }
@@ -118,6 +134,7 @@ impl Executable {
     pub fn decoder(mut graph: Graph, backend: &Backend, opts: &ExecOptions) -> Result<Executable> {
         if opts.optimize {
             optimize_for(&mut graph, backend)?;
+            apply_dtype(&mut graph, &opts.plan_options.dtype)?;
             with_kv_cache(&mut graph)?;
         }
         Executable::prepared(graph, backend)

@@ -34,7 +34,7 @@ const ALIGN: usize = 64;
 /// Compile options that change the plan (and so are part of its key).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PlanOptions {
-    /// Storage dtype of float weights: "f32" (as in the model) or "f16".
+    /// Storage dtype of MatMul weights: "f32" (as in the model) or "f16".
     pub dtype: String,
     /// KV-cache capacity; recorded in the key, no pass uses it yet.
     pub max_seq: Option<usize>,
@@ -183,12 +183,8 @@ pub fn load_or_compile(
     force: bool,
 ) -> Result<LoadedPlan> {
     let t = Instant::now();
-    if opts.dtype != "f32" {
-        bail!(
-            "--dtype {}: only f32 plans exist yet (fp16 weight casting is not implemented); \
-             use an fp16 ONNX variant instead",
-            opts.dtype
-        );
+    if !matches!(opts.dtype.as_str(), "f32" | "f16") {
+        bail!("--dtype {}: expected f16 or f32", opts.dtype);
     }
     if models.is_empty() {
         bail!("no model files to compile");
@@ -240,6 +236,7 @@ pub fn load_or_compile(
         let name = f.path.display().to_string();
         let mut g = cellm_onnx::load_bytes(f.data.clone(), &name, f.path.parent())?;
         crate::backend::optimize_for(&mut g, backend)?;
+        crate::backend::apply_dtype(&mut g, &opts.dtype)?;
         graphs.push(g);
     }
     write_plan(&path, &key, &files, &graphs)

@@ -150,3 +150,66 @@ fn gpu_decode_step_transfers_no_kv() -> Result<()> {
     );
     Ok(())
 }
+
+/// `--dtype f16` (MatMul weights stored as f16, f32 accumulation) stays
+/// within f16 rounding of the f32 decoder: weights carry ~5e-4 relative
+/// error each, so logits move by well under 2e-2 of their scale.
+#[test]
+fn f16_weights_close_to_f32() -> Result<()> {
+    let mut backends = vec![Backend::Cpu];
+    backends.extend(gpu());
+    for backend in backends {
+        let file = "micro/onnx/decoder_model_merged.onnx";
+        let mut reference = plain(file)?;
+        let opts = ExecOptions {
+            plan_options: cellm_runtime::plan::PlanOptions {
+                dtype: "f16".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let exe = Executable::decoder(cellm_onnx::load(&fixture(file))?, &backend, &opts)?;
+        let g = exe.graph();
+        let (mut halves, mut left) = (0, 0);
+        for ix in g.nodes.node_indices() {
+            let n = &g.nodes[ix];
+            let w = n
+                .inputs
+                .get(1)
+                .copied()
+                .flatten()
+                .and_then(|b| g.initializers.get(&b));
+            if let (cellm_ir::Op::MatMul(_), Some(w)) = (&n.op, w) {
+                match w.dtype() {
+                    cellm_ir::DType::F16 => halves += 1,
+                    _ if w.len() >= 1024 => left += 1,
+                    _ => {}
+                }
+            }
+        }
+        assert!(
+            halves >= 11 && left == 0,
+            "{halves} weights f16, {left} large ones left f32"
+        );
+        let mut fast = KvDecoder::new(exe)?;
+        let hidden = reference.hidden_size();
+        let x: Vec<f32> = (0..5 * hidden)
+            .map(|i| ((i * 37 % 101) as f32 / 101.0) - 0.5)
+            .collect();
+        for (i, rows) in [&x[..], &x[..hidden], &x[hidden..2 * hidden]]
+            .iter()
+            .enumerate()
+        {
+            let want = reference.forward(rows)?;
+            let got = fast.forward(rows)?;
+            let err = max_rel(&got, &want);
+            assert!(
+                err < 2e-2,
+                "{} step {i}: f16 weights moved logits by {err:.2e}",
+                backend.name()
+            );
+            assert!(err > 0.0, "f16 weights changed nothing: were they used?");
+        }
+    }
+    Ok(())
+}

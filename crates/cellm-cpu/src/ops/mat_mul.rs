@@ -17,6 +17,14 @@ use half::f16;
 pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let a = input(inputs, 0).context("MatMul input A")?;
     let b = input(inputs, 1).context("MatMul input B")?;
+    if a.dtype() == DType::F32 && b.dtype() == DType::F16 {
+        // f16-stored weights (see mat_mul_mixed.rs).
+        if let Some(out) = super::mat_mul_mixed::run(a, b)? {
+            return Ok(vec![out]);
+        }
+        let wide = super::mat_mul_mixed::widen(b)?;
+        return run(_op, &[Some(a), Some(&wide)]);
+    }
     if a.dtype() != b.dtype() {
         bail!("MatMul: A is {} but B is {}", a.dtype(), b.dtype());
     }

@@ -1,5 +1,6 @@
 //! CPU kernel for the elementwise unary ops. Float ops run on f32/f64 natively
 //! and on f16 through f32 (rounded back once); Neg/Abs/Relu also take ints.
+//! Large f32 inputs are split over the cores.
 
 use super::common::{input, pod_view, tensor_from_pod};
 use anyhow::{bail, Result};
@@ -36,6 +37,47 @@ fn f32_fn(op: UnaryOp) -> Result<fn(f32) -> f32> {
         // max(x, 0) would turn NaN into 0; ONNX Relu keeps NaN.
         UnaryOp::Relu => |x| if x < 0.0 { 0.0 } else { x },
         UnaryOp::Erf => libm::erff,
+        UnaryOp::Not => bail!("Not takes a bool tensor, not a float one"),
+    })
+}
+
+/// Work units per element of each f32 op (transcendental functions cost
+/// ~10 cheap ops), for the threading threshold.
+fn cost(op: UnaryOp) -> usize {
+    match op {
+        UnaryOp::Identity | UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu => 1,
+        UnaryOp::Sqrt | UnaryOp::Reciprocal => 2,
+        _ => 10,
+    }
+}
+
+/// `op` over f32 values: one monomorphised (inlinable, vectorisable where the
+/// function allows) loop per op, split over the cores for large inputs. The
+/// functions are the same libm ones as the scalar path.
+fn map_f32(op: UnaryOp, x: &[f32]) -> Result<Vec<f32>> {
+    fn go(x: &[f32], cost: usize, f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+        crate::par::fill_vec(x.len(), cost, |off, y| {
+            let xs = &x[off..off + y.len()];
+            for (o, &v) in y.iter_mut().zip(xs) {
+                *o = f(v);
+            }
+        })
+    }
+    let c = cost(op);
+    Ok(match op {
+        UnaryOp::Identity => x.to_vec(),
+        UnaryOp::Neg => go(x, c, |v| -v),
+        UnaryOp::Sqrt => go(x, c, f32::sqrt),
+        UnaryOp::Reciprocal => go(x, c, |v| 1.0 / v),
+        UnaryOp::Sigmoid => go(x, c, |v| sigmoid!(v)),
+        UnaryOp::Tanh => go(x, c, f32::tanh),
+        UnaryOp::Cos => go(x, c, f32::cos),
+        UnaryOp::Sin => go(x, c, f32::sin),
+        UnaryOp::Exp => go(x, c, f32::exp),
+        UnaryOp::Log => go(x, c, f32::ln),
+        UnaryOp::Abs => go(x, c, f32::abs),
+        UnaryOp::Relu => go(x, c, |v| if v < 0.0 { 0.0 } else { v }),
+        UnaryOp::Erf => go(x, c, libm::erff),
         UnaryOp::Not => bail!("Not takes a bool tensor, not a float one"),
     })
 }
@@ -94,10 +136,7 @@ pub fn run(op: &Unary, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             )?
         }
         (UnaryOp::Not, other) => bail!("Not takes a bool tensor, got {other}"),
-        (o, DType::F32) => {
-            let f = f32_fn(o)?;
-            Tensor::from_vec(shape, x.f32s()?.iter().map(|&v| f(v)).collect())
-        }
+        (o, DType::F32) => Tensor::from_vec(shape, map_f32(o, x.f32s()?)?),
         (o, DType::F64) => {
             let f = f64_fn(o)?;
             Tensor::from_vec(shape, x.view::<f64>()?.iter().map(|&v| f(v)).collect())

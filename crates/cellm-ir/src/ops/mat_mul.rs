@@ -1,4 +1,5 @@
 //! MatMul: numpy matmul: batched, broadcasting batch dims, 1-D operands promoted.
+//! cellm also takes f32 A with f16 B (f16-stored weights): f32 out.
 
 use super::{need, Fact};
 use crate::shape::{broadcast_sym, fmt_shape};
@@ -16,7 +17,10 @@ impl MatMul {
     ) -> anyhow::Result<Vec<Fact>> {
         let a = need(inputs, 0)?;
         let b = need(inputs, 1)?;
-        if a.dtype != b.dtype {
+        // f32 A × f16 B (weights stored as f16, see cellm-opt's f16_weights)
+        // accumulates and outputs f32; otherwise the dtypes must agree.
+        let mixed = a.dtype == crate::DType::F32 && b.dtype == crate::DType::F16;
+        if a.dtype != b.dtype && !mixed {
             anyhow::bail!("A is {} but B is {}", a.dtype, b.dtype);
         }
         let (Some(sa), Some(sb)) = (&a.shape, &b.shape) else {

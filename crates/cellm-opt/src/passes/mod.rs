@@ -4,6 +4,7 @@ pub mod attention;
 pub mod constant_fold;
 pub mod cse;
 pub mod dce;
+pub mod f16_weights;
 pub mod gelu;
 pub mod kv_cache;
 pub mod last_logits;
