@@ -151,9 +151,80 @@ struct ModelFile {
     hash: u128,
 }
 
-fn map_model(path: &Path) -> Result<ModelFile> {
+/// What identifies a file's contents without reading them: size, mtime
+/// and inode. A model file whose identity is unchanged keeps its content hash
+/// (stored in `hashes.json` of the plans folder), so a cached start does not
+/// read 1 GB of weights just to hash them. Like make and cargo, this trusts
+/// that contents do not change under an unchanged size and mtime.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+struct FileIdentity {
+    size: u64,
+    mtime_ns: u128,
+    inode: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct KnownHash {
+    identity: FileIdentity,
+    hash: String,
+}
+
+fn identity(path: &Path) -> Option<FileIdentity> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileIdentity {
+        size: m.len(),
+        mtime_ns: m
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos(),
+        inode,
+    })
+}
+
+fn hashes_path(dir: &Path) -> PathBuf {
+    dir.join("hashes.json")
+}
+
+fn known_hashes(dir: &Path) -> HashMap<String, KnownHash> {
+    std::fs::read(hashes_path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn map_model(path: &Path, known: &mut HashMap<String, KnownHash>) -> Result<ModelFile> {
     let data = cellm_onnx::tensor::map_file(path)?;
-    let hash = xxh3_128(&data);
+    let key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    let id = identity(path);
+    let cached = known
+        .get(&key)
+        .filter(|k| Some(&k.identity) == id.as_ref())
+        .and_then(|k| u128::from_str_radix(&k.hash, 16).ok());
+    let hash = match cached {
+        Some(h) => h,
+        None => {
+            let h = xxh3_128(&data);
+            if let Some(identity) = id {
+                known.insert(
+                    key,
+                    KnownHash {
+                        identity,
+                        hash: format!("{h:032x}"),
+                    },
+                );
+            }
+            h
+        }
+    };
     Ok(ModelFile {
         path: path.to_path_buf(),
         data,
@@ -189,10 +260,19 @@ pub fn load_or_compile(
     if models.is_empty() {
         bail!("no model files to compile");
     }
+    let mut known = known_hashes(dir);
+    let before = known.len();
     let files = models
         .iter()
-        .map(|p| map_model(p))
+        .map(|p| map_model(p, &mut known))
         .collect::<Result<Vec<_>>>()?;
+    if known.len() != before {
+        // Best effort: a failed write only costs a re-hash next time.
+        let _ = std::fs::create_dir_all(dir).and_then(|_| {
+            let bytes = serde_json::to_vec(&known).map_err(std::io::Error::other)?;
+            write_atomic(&hashes_path(dir), &bytes).map_err(std::io::Error::other)
+        });
+    }
     let key = plan_key(&files, opts, backend)?;
     if std::env::var_os("CELLM_PLAN_TIMING").is_some() {
         eprintln!(
@@ -371,7 +451,11 @@ fn write_plan(path: &Path, key: &str, files: &[ModelFile], graphs: &[Graph]) -> 
             .into_iter()
             .map(|(&value, t)| {
                 let len = t.bytes().len();
-                let src = match model_range(&f.data, &raw, g.value_name(value), t) {
+                // Misaligned weights (ONNX raw_data sits at any offset) go
+                // to the blob aligned, so a cached load maps them in place
+                // instead of copying them.
+                let aligned = |o: &usize| o % t.dtype().size().max(1) == 0;
+                let src = match model_range(&f.data, &raw, g.value_name(value), t).filter(aligned) {
                     Some(offset) => Src::Model { offset, len },
                     None => {
                         let offset = blob.len().next_multiple_of(ALIGN);
