@@ -58,6 +58,10 @@ pub struct ChatArgs {
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// KV-cache capacity in tokens, preallocated per layer (grows by doubling
+    /// if a conversation gets longer).
+    #[arg(long, default_value_t = cellm_runtime::decoder::DEFAULT_MAX_SEQ)]
+    pub max_seq: usize,
     /// dtype of the KV cache.
     #[arg(long, value_enum, default_value_t = KvEncoding::F32)]
     pub kv_encoding: KvEncoding,
@@ -155,7 +159,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let model = build_llama_decoder(&file, &opts)?;
     let embedder = model.embedder.clone();
     let exe = Executable::decoder(model.graph, &backend, &Default::default())?;
-    let mut decoder = KvDecoder::new(exe)?;
+    let mut decoder = KvDecoder::with_max_seq(exe, a.max_seq)?;
     let load_s = t0.elapsed().as_secs_f64();
 
     let mut end_ids = gen_defaults.eos_token_ids.clone();

@@ -78,6 +78,10 @@ pub struct VlmArgs {
     /// bytes; f32 accumulation, about 1e-3 relative change in outputs).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub dtype: String,
+    /// KV-cache capacity in tokens, preallocated per layer (it grows by
+    /// doubling, one copy, if a conversation gets longer).
+    #[arg(long, default_value_t = cellm_runtime::decoder::DEFAULT_MAX_SEQ)]
+    pub max_seq: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -189,7 +193,7 @@ pub fn run(mut a: VlmArgs) -> Result<()> {
         plan_cache: Some(cellm_runtime::plan::cache_dir(a.cache_dir.as_deref())),
         plan_options: cellm_runtime::plan::PlanOptions {
             dtype: a.dtype.clone(),
-            ..Default::default()
+            max_seq: Some(a.max_seq),
         },
     };
     let mut vlm = SmolVlm::load_with(&model_dir, &a.onnx_variant, &backend, &opts)?;

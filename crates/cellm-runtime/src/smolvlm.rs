@@ -89,7 +89,11 @@ impl SmolVlm {
                 None,
             ),
         };
-        let decoder = KvDecoder::new(decoder)?;
+        let max_seq = opts
+            .plan_options
+            .max_seq
+            .unwrap_or(crate::decoder::DEFAULT_MAX_SEQ);
+        let decoder = KvDecoder::with_max_seq(decoder, max_seq)?;
         let image_token_id = model.image_token_id()?;
         Ok(SmolVlm {
             model,
