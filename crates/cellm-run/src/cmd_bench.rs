@@ -69,6 +69,9 @@ pub struct GraphLoadArgs {
     /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Storage of MatMul weights: f32 (as in the model) or f16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    pub dtype: String,
 }
 
 #[derive(Args)]
@@ -172,6 +175,9 @@ fn load_graph(
     backend: &Backend,
 ) -> Result<(Executable, String)> {
     if l.no_opt {
+        if l.dtype != "f32" {
+            bail!("--dtype {} needs the optimisation passes; drop --no-opt", l.dtype);
+        }
         let opts = ExecOptions {
             optimize: false,
             ..Default::default()
@@ -186,7 +192,10 @@ fn load_graph(
     let dir = cellm_runtime::plan::cache_dir(l.cache_dir.as_deref());
     let plan = cellm_runtime::plan::load_or_compile(
         std::slice::from_ref(&path.to_path_buf()),
-        &Default::default(),
+        &cellm_runtime::plan::PlanOptions {
+            dtype: l.dtype.clone(),
+            ..Default::default()
+        },
         backend,
         &dir,
         false,
