@@ -141,85 +141,32 @@ pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
     let present_v = layout.present(past_kv.as_ref().map(|p| &p.1[..]), &vv_new, hv);
 
     let mask = build_mask(op, key_padding_mask, batch, seq, kv_len, past_len)?;
-    let bias_v = match attn_bias {
-        Some(ab) => {
-            let s = ab.shape();
-            if s.len() != 4
-                || !(s[0] == 1 || s[0] == batch)
-                || !(s[1] == 1 || s[1] == heads)
-                || s[2..] != [seq, total]
-            {
-                bail!("MultiHeadAttention: attention_bias {s:?} must be [{batch}|1, {heads}|1, {seq}, {total}]");
-            }
-            Some((
-                f32_values(ab, "MultiHeadAttention attention_bias")?,
-                s[0] == 1,
-                s[1] == 1,
-            ))
-        }
-        None => None,
+    let bias_v = attention_bias(attn_bias, batch, heads, seq, total)?;
+    let shape = Shape {
+        batch,
+        seq,
+        heads,
+        kv_heads: heads,
+        hd,
+        hv,
+        total,
     };
-
-    let scale = op
-        .scale
-        .filter(|&s| s != 0.0)
-        .unwrap_or(1.0 / (hd as f32).sqrt());
-    let plane = seq * total;
     let out_hidden = heads * hv;
-    let mut out = vec![0f32; batch * seq * out_hidden];
-    let mut scores = vec![0f32; plane];
-    for b in 0..batch {
-        if seq == 0 {
-            break; // nothing to attend from.
-        }
-        for h in 0..heads {
-            // Start from the additive terms, then scores += scale * Q K^T.
-            scores.fill(0.0);
-            if let Some((bv, b_bcast, h_bcast)) = &bias_v {
-                let bi = if *b_bcast { 0 } else { b };
-                let hi = if *h_bcast { 0 } else { h };
-                let src = &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane];
-                scores.copy_from_slice(src);
-            }
-            if let Some(m) = &mask {
-                scores
-                    .iter_mut()
-                    .zip(&m[b * plane..(b + 1) * plane])
-                    .for_each(|(s, m)| *s += m);
-            }
-            let q_bh = &qv[b * seq * q_hidden + h * hd..];
-            let k_bh = &present_k[(b * heads + h) * total * hd..(b * heads + h + 1) * total * hd];
-            sgemm_strided(
-                seq,
-                hd,
-                total,
-                scale,
-                q_bh,
-                (q_hidden, 1),
-                k_bh,
-                (1, hd),
-                1.0,
-                &mut scores,
-                (total, 1),
-            );
-            softmax_f32(&mut scores, total, 1);
-            let v_bh = &present_v[(b * heads + h) * total * hv..(b * heads + h + 1) * total * hv];
-            let out_bh = &mut out[b * seq * out_hidden + h * hv..];
-            sgemm_strided(
-                seq,
-                total,
-                hv,
-                1.0,
-                &scores,
-                (total, 1),
-                v_bh,
-                (hv, 1),
-                0.0,
-                out_bh,
-                (out_hidden, 1),
-            );
-        }
-    }
+    let out = attend(
+        op,
+        &shape,
+        &qv,
+        KvView {
+            data: &present_k,
+            strides: [heads * total * hd, total * hd, hd],
+        },
+        KvView {
+            data: &present_v,
+            strides: [heads * total * hv, total * hv, hv],
+        },
+        mask.as_deref(),
+        bias_v.as_ref(),
+    );
     Ok(vec![
         f32_to_tensor(dtype, vec![batch, seq, out_hidden], out)?,
         f32_to_tensor(dtype, vec![batch, heads, total, hd], present_k)?,
@@ -369,7 +316,6 @@ fn run_grouped(
     }
     let (batch, seq, q_hidden) = (qs[0], qs[1], qs[2]);
     let hd = q_hidden / heads;
-    let rep = heads / kvh;
     let (ks, vs) = (k.shape(), v.shape());
     // Element (b, kv head, t, d) of K lives at b*bs + h*hs + t*ts + d.
     let (total, hv, kst, vst) = match (ks.len(), vs.len()) {
@@ -406,58 +352,136 @@ fn run_grouped(
     // The keys end with this step's queries, so the causal past is T - S.
     let past = total.saturating_sub(seq);
     let mask = build_mask(op, key_padding_mask, batch, seq, total - past, past)?;
-    let bias_v = match attn_bias {
-        Some(ab) => {
-            let s = ab.shape();
-            if s.len() != 4
-                || !(s[0] == 1 || s[0] == batch)
-                || !(s[1] == 1 || s[1] == heads)
-                || s[2..] != [seq, total]
-            {
-                bail!("MultiHeadAttention: attention_bias {s:?} must be [{batch}|1, {heads}|1, {seq}, {total}]");
-            }
-            Some((
-                f32_values(ab, "MultiHeadAttention attention_bias")?,
-                s[0] == 1,
-                s[1] == 1,
-            ))
-        }
-        None => None,
+    let bias_v = attention_bias(attn_bias, batch, heads, seq, total)?;
+    let shape = Shape {
+        batch,
+        seq,
+        heads,
+        kv_heads: kvh,
+        hd,
+        hv,
+        total,
     };
+    let out = attend(
+        op,
+        &shape,
+        &qv,
+        KvView {
+            data: &kv,
+            strides: kst,
+        },
+        KvView {
+            data: &vv,
+            strides: vst,
+        },
+        mask.as_deref(),
+        bias_v.as_ref(),
+    );
+    Ok(vec![f32_to_tensor(
+        dtype,
+        vec![batch, seq, heads * hv],
+        out,
+    )?])
+}
+
+/// Sizes of one attention: query heads, key/value heads, head sizes, keys.
+struct Shape {
+    batch: usize,
+    seq: usize,
+    heads: usize,
+    kv_heads: usize,
+    hd: usize,
+    hv: usize,
+    total: usize,
+}
+
+/// Keys or values where they lie: element (b, kv head, t, d) at
+/// `b*strides[0] + head*strides[1] + t*strides[2] + d`.
+struct KvView<'a> {
+    data: &'a [f32],
+    strides: [usize; 3],
+}
+
+/// attention_bias [B|1, H|1, S, T] as f32 values with its two broadcast flags.
+type Bias<'a> = (std::borrow::Cow<'a, [f32]>, bool, bool);
+
+fn attention_bias<'a>(
+    ab: Option<&'a Tensor>,
+    batch: usize,
+    heads: usize,
+    seq: usize,
+    total: usize,
+) -> Result<Option<Bias<'a>>> {
+    let Some(ab) = ab else { return Ok(None) };
+    let s = ab.shape();
+    if s.len() != 4
+        || !(s[0] == 1 || s[0] == batch)
+        || !(s[1] == 1 || s[1] == heads)
+        || s[2..] != [seq, total]
+    {
+        bail!("MultiHeadAttention: attention_bias {s:?} must be [{batch}|1, {heads}|1, {seq}, {total}]");
+    }
+    Ok(Some((
+        f32_values(ab, "MultiHeadAttention attention_bias")?,
+        s[0] == 1,
+        s[1] == 1,
+    )))
+}
+
+/// out [B, S, H*hv] = softmax(scale * Q K^T + bias + mask) V per (batch,
+/// head), query head h reading key/value head h / (H / kv_heads). Q is
+/// [B, S, H*hd]; the additive mask is [B, S, T].
+fn attend(
+    op: &MultiHeadAttention,
+    sh: &Shape,
+    q: &[f32],
+    k: KvView,
+    v: KvView,
+    mask: Option<&[f32]>,
+    bias: Option<&Bias>,
+) -> Vec<f32> {
+    let Shape {
+        batch,
+        seq,
+        heads,
+        kv_heads,
+        hd,
+        hv,
+        total,
+    } = *sh;
+    let q_hidden = heads * hd;
+    let out_hidden = heads * hv;
+    let mut out = vec![0f32; batch * seq * out_hidden];
+    if seq == 0 || total == 0 {
+        return out; // nothing to attend from or to.
+    }
+    let rep = heads / kv_heads.max(1);
     let scale = op
         .scale
         .filter(|&s| s != 0.0)
         .unwrap_or(1.0 / (hd as f32).sqrt());
     let plane = seq * total;
-    let out_hidden = heads * hv;
-    let mut out = vec![0f32; batch * seq * out_hidden];
     let mut scores = vec![0f32; plane];
-    if seq == 0 || total == 0 {
-        return Ok(vec![f32_to_tensor(
-            dtype,
-            vec![batch, seq, out_hidden],
-            out,
-        )?]);
-    }
     for b in 0..batch {
         for h in 0..heads {
             let g = h / rep;
+            // Start from the additive terms, then scores += scale * Q K^T.
             scores.fill(0.0);
-            if let Some((bv, b_bcast, h_bcast)) = &bias_v {
+            if let Some((bv, b_bcast, h_bcast)) = bias {
                 let bi = if *b_bcast { 0 } else { b };
                 let hi = if *h_bcast { 0 } else { h };
                 scores.copy_from_slice(
                     &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane],
                 );
             }
-            if let Some(m) = &mask {
+            if let Some(m) = mask {
                 scores
                     .iter_mut()
                     .zip(&m[b * plane..(b + 1) * plane])
                     .for_each(|(s, m)| *s += m);
             }
-            let q_bh = &qv[b * seq * q_hidden + h * hd..];
-            let k_bh = &kv[b * kst[0] + g * kst[1]..];
+            let q_bh = &q[b * seq * q_hidden + h * hd..];
+            let k_bh = &k.data[b * k.strides[0] + g * k.strides[1]..];
             sgemm_strided(
                 seq,
                 hd,
@@ -466,13 +490,13 @@ fn run_grouped(
                 q_bh,
                 (q_hidden, 1),
                 k_bh,
-                (1, kst[2]),
+                (1, k.strides[2]),
                 1.0,
                 &mut scores,
                 (total, 1),
             );
             softmax_f32(&mut scores, total, 1);
-            let v_bh = &vv[b * vst[0] + g * vst[1]..];
+            let v_bh = &v.data[b * v.strides[0] + g * v.strides[1]..];
             let out_bh = &mut out[b * seq * out_hidden + h * hv..];
             sgemm_strided(
                 seq,
@@ -482,16 +506,12 @@ fn run_grouped(
                 &scores,
                 (total, 1),
                 v_bh,
-                (vst[2], 1),
+                (v.strides[2], 1),
                 0.0,
                 out_bh,
                 (out_hidden, 1),
             );
         }
     }
-    Ok(vec![f32_to_tensor(
-        dtype,
-        vec![batch, seq, out_hidden],
-        out,
-    )?])
+    out
 }
