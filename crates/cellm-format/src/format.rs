@@ -125,6 +125,9 @@ pub struct CellmFile {
     pub header: Header,
     data: Bytes,
     index: HashMap<String, usize>,
+    /// The opened file (the inode that is mapped) and where its data section starts.
+    file: std::fs::File,
+    data_offset: u64,
 }
 
 fn rd_u32(b: &[u8], at: usize) -> u32 {
@@ -228,6 +231,8 @@ impl CellmFile {
             header,
             data,
             index,
+            file,
+            data_offset: data_offset as u64,
         })
     }
 
@@ -237,6 +242,30 @@ impl CellmFile {
 
     pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
         self.index.get(name).map(|&i| &self.header.tensors[i])
+    }
+
+    /// A copy of tensor `name`'s stored bytes, read from the file rather than
+    /// through the mapping: for data transformed once at load (weights
+    /// re-laid out or dequantized), whose mapped pages would otherwise stay
+    /// in the process's resident memory next to the transformed copy.
+    pub fn read_tensor_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let e = self
+            .entry(name)
+            .ok_or_else(|| anyhow!("{}: no tensor named '{name}'", self.path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; e.size as usize];
+            self.file
+                .read_exact_at(&mut buf, self.data_offset + e.offset)
+                .with_context(|| format!("{}: reading tensor '{name}'", self.path.display()))?;
+            Ok(buf)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (&self.file, self.data_offset);
+            Ok(self.tensor(name)?.data.to_vec())
+        }
     }
 
     /// The tensor `name`, sharing the mapped bytes.

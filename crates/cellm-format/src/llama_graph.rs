@@ -10,16 +10,21 @@
 //! position_ids, padding by attention_mask) → o_proj → residual Add →
 //! RMSNorm → SiLU(gate) * up → down → residual Add. Then RMSNorm and lm_head.
 //!
-//! Weights are dequantized to f32 and transposed to [in, out] at load (the
-//! IR's MatMul has no transposed-B form, and its kernels take f32).
+//! Linear weights stored as q4_0/q4_1/q8_0 stay quantized: each becomes a
+//! com.microsoft MatMulNBits node whose operands are the file's blocks
+//! re-laid out (`quant::to_n_bits`, exact), so the backends' kernels unpack
+//! them in registers. f32/f16 weights (and everything with
+//! [`build_llama_decoder_dequantized`]) are dequantized to f32 and transposed
+//! to [in, out] for MatMul (the IR's MatMul has no transposed-B form).
 
 use crate::config::LlamaConfig;
 use crate::format::{CellmFile, WeightTensor};
+use crate::quant;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::{
-    Binary, BinaryOp, Cast, Concat, Expand, Fact, Gather, MatMul, MultiHeadAttention, Op, Range,
-    Reshape, RotaryEmbedding, Shape, SimplifiedLayerNormalization, Transpose, Unary, UnaryOp,
-    Unsqueeze, Where,
+    Binary, BinaryOp, Cast, Concat, Expand, Fact, Gather, MatMul, MatMulNBits, MultiHeadAttention,
+    Op, Range, Reshape, RotaryEmbedding, Shape, SimplifiedLayerNormalization, Transpose, Unary,
+    UnaryOp, Unsqueeze, Where,
 };
 use cellm_ir::{DType, Dim, Graph, Node, Tensor, ValueId};
 
@@ -190,17 +195,82 @@ impl Builder {
     }
 }
 
-/// f32 weight `name` as [in, out] for `MatMul(x, W)` (stored HF [out, in]).
-fn linear_weight(file: &CellmFile, name: &str) -> Result<Tensor> {
-    let t = file.tensor(name)?;
+/// A HF [out, in] weight (`bytes` stored as `t.dtype`) as dense f32 [in, out]
+/// for `MatMul(x, W)`.
+fn dense_linear(t: &WeightTensor, bytes: &[u8]) -> Result<Tensor> {
     let [out_f, in_f] = t.shape[..] else {
-        bail!("'{name}' must be 2-D, got {:?}", t.shape);
+        bail!("'{}' must be 2-D, got {:?}", t.name, t.shape);
     };
-    let v = t.to_f32()?;
+    let v = quant::dequantize(t.dtype, bytes, out_f * in_f)
+        .with_context(|| format!("tensor '{}'", t.name))?;
     Ok(Tensor::from_vec(
         vec![in_f, out_f],
         transpose_2d(&v, out_f, in_f),
     ))
+}
+
+/// How linear weights enter the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WeightMode {
+    /// Block-quantized weights as MatMulNBits operands, others dense f32.
+    KeepQuantized,
+    /// Everything dense f32.
+    Dequantize,
+}
+
+impl Builder {
+    /// `x · Wᵀ` for the HF [out, in] weight `name` of `file` into the value
+    /// named `out`; the weight's initializers are named after `init` (`init`,
+    /// `init.scales`, `init.zero_points` when it stays quantized). The stored
+    /// bytes are read from the file, not the mapping: only the graph's copy
+    /// stays resident.
+    fn linear(
+        &mut self,
+        x: ValueId,
+        file: &CellmFile,
+        name: &str,
+        init: &str,
+        out: &str,
+        mode: WeightMode,
+    ) -> Result<ValueId> {
+        let t = file.tensor(name)?;
+        let [out_f, in_f] = t.shape[..] else {
+            bail!("'{}' must be 2-D, got {:?}", t.name, t.shape);
+        };
+        let bytes = file.read_tensor_bytes(name)?;
+        if mode == WeightMode::Dequantize || !t.dtype.is_quantized() {
+            let w = dense_linear(&t, &bytes)?;
+            let w = self.g.add_initializer(init, w);
+            return self.op_to(Op::MatMul(MatMul), &[x, w], out);
+        }
+        let q = quant::to_n_bits(t.dtype, &bytes, out_f, in_f)
+            .with_context(|| format!("tensor '{}'", t.name))?;
+        let blocks = in_f.div_ceil(q.block_size);
+        let codes = Tensor::from_vec(vec![out_f, blocks, q.block_size * q.bits / 8], q.codes);
+        let codes = self.g.add_initializer(init, codes);
+        let scales = self.g.add_initializer(
+            &format!("{init}.scales"),
+            Tensor::from_vec(vec![out_f * blocks], q.scales),
+        );
+        let zero_points = q.zero_points.map(|z| {
+            self.g.add_initializer(
+                &format!("{init}.zero_points"),
+                Tensor::from_vec(vec![out_f * blocks], z),
+            )
+        });
+        let op = Op::MatMulNBits(MatMulNBits {
+            k: in_f,
+            n: out_f,
+            bits: q.bits,
+            block_size: q.block_size,
+        });
+        let outs = self.node_named(
+            op,
+            &[Some(x), Some(codes), Some(scales), zero_points],
+            &[Some(out)],
+        )?;
+        outs[0].context("MatMulNBits has no output")
+    }
 }
 
 fn vector_weight(file: &CellmFile, name: &str, len: usize) -> Result<Tensor> {
@@ -211,13 +281,28 @@ fn vector_weight(file: &CellmFile, name: &str, len: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(vec![len], t.to_f32()?))
 }
 
-/// Builds the decoder graph and the embedder from a `.cellm` llama file.
+/// Builds the decoder graph and the embedder from a `.cellm` llama file;
+/// q4_0/q4_1/q8_0 linear weights (the lm_head included) stay quantized.
 pub fn build_llama_decoder(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecoder> {
-    build_inner(file, opts)
+    build_inner(file, opts, WeightMode::KeepQuantized)
         .with_context(|| format!("building the llama decoder from {}", file.path.display()))
 }
 
-fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecoder> {
+/// [`build_llama_decoder`] with every linear weight dequantized to dense f32
+/// (4-8x the memory of quantized files; a reference for the kept path).
+pub fn build_llama_decoder_dequantized(
+    file: &CellmFile,
+    opts: &LlamaGraphOptions,
+) -> Result<LlamaDecoder> {
+    build_inner(file, opts, WeightMode::Dequantize)
+        .with_context(|| format!("building the llama decoder from {}", file.path.display()))
+}
+
+fn build_inner(
+    file: &CellmFile,
+    opts: &LlamaGraphOptions,
+    mode: WeightMode,
+) -> Result<LlamaDecoder> {
     if file.header.architecture != "llama" {
         bail!(
             "architecture '{}' is not supported (llama is)",
@@ -242,7 +327,7 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
             cfg.vocab_size
         );
     }
-    let embedder = Embedder::new(embed.clone())?;
+    let embedder = Embedder::new(embed)?;
 
     let mut b = Builder {
         g: Graph::new("llama_decoder"),
@@ -359,24 +444,18 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
     let mut x = x0;
     for (l, &(past_k, past_v)) in pasts.iter().enumerate() {
         let p = format!("model.layers.{l}");
-        let w = |b: &mut Builder, name: &str| -> Result<ValueId> {
+        let lin = |b: &mut Builder, x: ValueId, name: &str, hint: &str| -> Result<ValueId> {
             let full = format!("{p}.{name}.weight");
-            let t = linear_weight(file, &full)?;
-            Ok(b.g.add_initializer(&full, t))
+            let out = b.fresh(&format!("l{l}_{hint}"));
+            b.linear(x, file, &full, &full, &out, mode)
         };
         let ln1 = vector_weight(file, &format!("{p}.input_layernorm.weight"), h)?;
         let ln1 =
             b.g.add_initializer(&format!("{p}.input_layernorm.weight"), ln1);
         let xn = b.rms_norm(x, ln1, cfg.rms_norm_eps, &format!("l{l}_attn_norm"))?;
-        let (wq, wk, wv, wo) = (
-            w(&mut b, "self_attn.q_proj")?,
-            w(&mut b, "self_attn.k_proj")?,
-            w(&mut b, "self_attn.v_proj")?,
-            w(&mut b, "self_attn.o_proj")?,
-        );
-        let q = b.op(Op::MatMul(MatMul), &[xn, wq], &format!("l{l}_q"))?;
-        let k = b.op(Op::MatMul(MatMul), &[xn, wk], &format!("l{l}_k"))?;
-        let v = b.op(Op::MatMul(MatMul), &[xn, wv], &format!("l{l}_v"))?;
+        let q = lin(&mut b, xn, "self_attn.q_proj", "q")?;
+        let k = lin(&mut b, xn, "self_attn.k_proj", "k")?;
+        let v = lin(&mut b, xn, "self_attn.v_proj", "v")?;
         let q = b.op(rope(nh), &[q, pos, cos, sin], &format!("l{l}_q_rot"))?;
         let k = b.op(rope(nkv), &[k, pos, cos, sin], &format!("l{l}_k_rot"))?;
         let mut attn_kv = vec![];
@@ -457,19 +536,14 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
             &[Some(&attn_out)],
         )?;
         let attn = outs[0].context("attention has no output")?;
-        let o = b.op(Op::MatMul(MatMul), &[attn, wo], &format!("l{l}_o"))?;
+        let o = lin(&mut b, attn, "self_attn.o_proj", "o")?;
         let x1 = b.bin(BinaryOp::Add, x, o, &format!("l{l}_res1"))?;
         let ln2 = vector_weight(file, &format!("{p}.post_attention_layernorm.weight"), h)?;
         let ln2 =
             b.g.add_initializer(&format!("{p}.post_attention_layernorm.weight"), ln2);
         let xn2 = b.rms_norm(x1, ln2, cfg.rms_norm_eps, &format!("l{l}_mlp_norm"))?;
-        let (wg, wu, wd) = (
-            w(&mut b, "mlp.gate_proj")?,
-            w(&mut b, "mlp.up_proj")?,
-            w(&mut b, "mlp.down_proj")?,
-        );
-        let gate = b.op(Op::MatMul(MatMul), &[xn2, wg], &format!("l{l}_gate"))?;
-        let up = b.op(Op::MatMul(MatMul), &[xn2, wu], &format!("l{l}_up"))?;
+        let gate = lin(&mut b, xn2, "mlp.gate_proj", "gate")?;
+        let up = lin(&mut b, xn2, "mlp.up_proj", "up")?;
         let sg = b.op(
             Op::Unary(Unary {
                 op: UnaryOp::Sigmoid,
@@ -479,23 +553,26 @@ fn build_inner(file: &CellmFile, opts: &LlamaGraphOptions) -> Result<LlamaDecode
         )?;
         let silu = b.bin(BinaryOp::Mul, gate, sg, &format!("l{l}_silu"))?;
         let m = b.bin(BinaryOp::Mul, silu, up, &format!("l{l}_gated"))?;
-        let d = b.op(Op::MatMul(MatMul), &[m, wd], &format!("l{l}_down"))?;
+        let d = lin(&mut b, m, "mlp.down_proj", "down")?;
         x = b.bin(BinaryOp::Add, x1, d, &format!("l{l}_res2"))?;
     }
     let norm = vector_weight(file, "model.norm.weight", h)?;
     let norm = b.g.add_initializer("model.norm.weight", norm);
     let xn = b.rms_norm(x, norm, cfg.rms_norm_eps, "final_norm")?;
-    let head = if file.has("lm_head.weight") {
-        linear_weight(file, "lm_head.weight")?
+    // Tied output (or no lm_head stored): the embedding table is the output projection.
+    let head_name = if file.has("lm_head.weight") {
+        "lm_head.weight"
     } else {
-        // Tied output (or no lm_head stored): the embedding table is the output projection.
-        Tensor::from_vec(
-            vec![h, cfg.vocab_size],
-            transpose_2d(&embed.to_f32()?, cfg.vocab_size, h),
-        )
+        "model.embed_tokens.weight"
     };
-    let head = b.g.add_initializer("lm_head.weight", head);
-    let logits = b.op_to(Op::MatMul(MatMul), &[xn, head], "logits")?;
+    let head_shape = &file.tensor(head_name)?.shape;
+    if head_shape[..] != [cfg.vocab_size, h] {
+        bail!(
+            "'{head_name}' is {head_shape:?} as the output projection, config says [{}, {h}]",
+            cfg.vocab_size
+        );
+    }
+    let logits = b.linear(xn, file, head_name, "lm_head.weight", "logits", mode)?;
     // Outputs in the builder's order: logits first, then present.*.
     b.g.outputs.insert(0, logits);
     b.g.validate()?;

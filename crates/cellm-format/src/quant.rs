@@ -202,3 +202,93 @@ pub fn quantize(dtype: WeightDType, values: &[f32]) -> Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+/// A `[n, k]` block-quantized matrix in com.microsoft MatMulNBits' layout
+/// (what the IR's `MatMulNBits` reads as B, scales, zero points), exactly
+/// equal in value to the GGML blocks it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NBitsMatrix {
+    pub bits: usize,
+    pub block_size: usize,
+    /// [n, k / 32, 32 * bits / 8]; 4 bits: value 2i in the low nibble of byte i.
+    pub codes: Vec<u8>,
+    /// [n * k / 32]
+    pub scales: Vec<f32>,
+    /// Float zero points [n * k / 32] (q4_1), or None for the op's default
+    /// 2^(bits-1) (q4_0: 8, q8_0: 128).
+    pub zero_points: Option<Vec<f32>>,
+}
+
+/// Re-lays GGML blocks of a `[n, k]` matrix (`dtype` q4_0, q4_1 or q8_0) as
+/// MatMulNBits operands, value for value:
+/// - q4_0: (q - 8)·d → codes q, scale d, default zero point 8;
+/// - q4_1: q·d + m = (q - (-m/d))·d → codes q, scale d, float zero point -m/d
+///   (a block with d = 0 holds m everywhere: codes 1, scale m, zero point 0);
+/// - q8_0: i·d = ((i + 128) - 128)·d → codes i + 128 (8 bits), scale d.
+///
+/// Scales stay f32: d is an f16 value, so nothing rounds, and -m/d as f32
+/// is within 2^-24 relative of the exact zero point.
+pub fn to_n_bits(dtype: WeightDType, data: &[u8], n: usize, k: usize) -> Result<NBitsMatrix> {
+    if !k.is_multiple_of(QK) || data.len() != dtype.nbytes(&[n, k])? {
+        bail!(
+            "{dtype}: {} bytes are not a [{n}, {k}] matrix of whole blocks",
+            data.len()
+        );
+    }
+    let blocks = n * k / QK;
+    let bits = if dtype == WeightDType::Q8_0 { 8 } else { 4 };
+    let mut codes = Vec::with_capacity(blocks * QK * bits / 8);
+    let mut scales = Vec::with_capacity(blocks);
+    let mut zero_points = Vec::new();
+    // GGML's 4-bit order: byte j holds values j (low nibble) and j + 16 (high).
+    let nibbles = |qs: &[u8]| -> [u8; QK] {
+        let mut q = [0u8; QK];
+        for j in 0..16 {
+            q[j] = qs[j] & 0x0f;
+            q[j + 16] = qs[j] >> 4;
+        }
+        q
+    };
+    let pack = |codes: &mut Vec<u8>, q: &[u8; QK]| {
+        codes.extend(q.chunks_exact(2).map(|p| p[0] | (p[1] << 4)));
+    };
+    let blocks_of = data.chunks_exact(dtype.block_bytes());
+    match dtype {
+        WeightDType::Q4_0 => {
+            for b in blocks_of {
+                scales.push(f16_at(b, 0));
+                pack(&mut codes, &nibbles(&b[2..18]));
+            }
+        }
+        WeightDType::Q4_1 => {
+            zero_points.reserve(blocks);
+            for b in blocks_of {
+                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+                if d == 0.0 {
+                    scales.push(m);
+                    zero_points.push(0.0);
+                    pack(&mut codes, &[1u8; QK]);
+                } else {
+                    scales.push(d);
+                    zero_points.push(-m / d);
+                    pack(&mut codes, &nibbles(&b[4..20]));
+                }
+            }
+        }
+        WeightDType::Q8_0 => {
+            for b in blocks_of {
+                scales.push(f16_at(b, 0));
+                codes.extend(b[2..34].iter().map(|&q| q ^ 0x80));
+            }
+        }
+        WeightDType::F32 | WeightDType::F16 => bail!("{dtype} is not block-quantized"),
+    }
+    let zero_points = (dtype == WeightDType::Q4_1).then_some(zero_points);
+    Ok(NBitsMatrix {
+        bits,
+        block_size: QK,
+        codes,
+        scales,
+        zero_points,
+    })
+}

@@ -184,6 +184,28 @@ fn silu_mul_equal_shapes() {
     }
 }
 
+/// f16 weights under f32 activations (`--dtype f16`), both kernels.
+#[test]
+fn mat_mul_epilogue_f16_weights() {
+    let mut r = rng();
+    for (lead, k, n) in [(vec![1, 1], 300, 131), (vec![1, 70], 45, 67)] {
+        let mut a_shape = lead.clone();
+        a_shape.push(k);
+        let mut y_shape = lead.clone();
+        y_shape.push(n);
+        let a = randt(&mut r, &a_shape, 1.0, DType::F32);
+        let b = randt(&mut r, &[k, n], 1.0, DType::F16);
+        let bias = randt(&mut r, &[n], 1.0, DType::F32);
+        let res = randt(&mut r, &y_shape, 1.0, DType::F32);
+        check(
+            &format!("MatMulEpilogue f16 B A {a_shape:?} N {n}"),
+            Op::MatMulEpilogue(MatMulEpilogue),
+            vec![In::Run(a), In::Const(b), In::Const(bias), In::Run(res)],
+            RED,
+        );
+    }
+}
+
 #[test]
 fn mat_mul_epilogue_tiles_and_gemv() {
     let mut r = rng();
@@ -212,7 +234,9 @@ fn mat_mul_epilogue_tiles_and_gemv() {
                     In::None
                 };
                 check(
-                    &format!("MatMulEpilogue {dtype} A {a_shape:?} N {n} bias {with_bias} res {with_res}"),
+                    &format!(
+                        "MatMulEpilogue {dtype} A {a_shape:?} N {n} bias {with_bias} res {with_res}"
+                    ),
                     Op::MatMulEpilogue(MatMulEpilogue),
                     vec![In::Run(a), In::Const(b), bias, res],
                     tol,

@@ -176,7 +176,10 @@ fn load_graph(
 ) -> Result<(Executable, String)> {
     if l.no_opt {
         if l.dtype != "f32" {
-            bail!("--dtype {} needs the optimisation passes; drop --no-opt", l.dtype);
+            bail!(
+                "--dtype {} needs the optimisation passes; drop --no-opt",
+                l.dtype
+            );
         }
         let opts = ExecOptions {
             optimize: false,

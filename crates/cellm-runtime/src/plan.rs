@@ -26,7 +26,7 @@ use std::time::Instant;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
 
 /// Bumped whenever the plan layout or what a plan means changes.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CELLMPLN";
 /// Blob start and each blob tensor are aligned to this many bytes (≥ any dtype).
 const ALIGN: usize = 64;
@@ -126,9 +126,17 @@ pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
 
 /// Compiler identity: crate version and plan format.
 pub fn compiler_version() -> String {
+    // The pass list is part of it: a cellm with other passes compiles other
+    // plans, so plans from before a pass was added are recompiled.
+    let passes: Vec<&str> = cellm_opt::Pipeline::default_passes()
+        .passes
+        .iter()
+        .map(|p| p.name())
+        .collect();
     format!(
-        "cellm {} plan-format {PLAN_FORMAT_VERSION}",
-        env!("CARGO_PKG_VERSION")
+        "cellm {} plan-format {PLAN_FORMAT_VERSION} passes {}",
+        env!("CARGO_PKG_VERSION"),
+        passes.join(",")
     )
 }
 
@@ -454,7 +462,7 @@ fn write_plan(path: &Path, key: &str, files: &[ModelFile], graphs: &[Graph]) -> 
                 // Misaligned weights (ONNX raw_data sits at any offset) go
                 // to the blob aligned, so a cached load maps them in place
                 // instead of copying them.
-                let aligned = |o: &usize| o % t.dtype().size().max(1) == 0;
+                let aligned = |o: &usize| o.is_multiple_of(t.dtype().size().max(1));
                 let src = match model_range(&f.data, &raw, g.value_name(value), t).filter(aligned) {
                     Some(offset) => Src::Model { offset, len },
                     None => {

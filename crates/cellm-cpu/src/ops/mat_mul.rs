@@ -2,10 +2,12 @@
 //! promoted to a row (A) or a column (B) and the promoted dim dropped again).
 //! f32/f64 go through the `gemm` crate (packed, AVX2/AVX-512 microkernels
 //! chosen at run time, split over rayon's threads) with explicit strides
-//! (broadcast batches need no copy; one row of A, as in decode steps, takes
-//! gemm's GEMV path, which measured as fast as a hand-written streaming
-//! kernel); f16 is computed in f32 and rounded once; integers are naive with
-//! wrapping arithmetic (numpy's overflow behaviour).
+//! (broadcast batches need no copy). A few rows of A (decode steps) are bound
+//! by reading B, which gemm streams on one core: B's rows are split over the
+//! cores instead and the partial products summed. f32 A with f16 B (weights
+//! stored as halves) streams the halves through F16C in registers. f16 is
+//! computed in f32 and rounded once; integers are naive with wrapping
+//! arithmetic (numpy's overflow behaviour).
 
 use super::common::input;
 use anyhow::{bail, Context, Result};
@@ -18,9 +20,19 @@ pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let a = input(inputs, 0).context("MatMul input A")?;
     let b = input(inputs, 1).context("MatMul input B")?;
     if a.dtype() == DType::F32 && b.dtype() == DType::F16 {
-        // f16-stored weights (see mat_mul_mixed.rs).
-        if let Some(out) = super::mat_mul_mixed::run(a, b)? {
-            return Ok(vec![out]);
+        // f16-stored weights: a 2-D B (the form the f16_weights pass makes)
+        // is read as halves inside the GEMM; other shapes widen B first.
+        if let ([k, n], Some((&ka, lead))) = (b.shape(), a.shape().split_last()) {
+            if ka == *k && !lead.is_empty() {
+                let rows: usize = lead.iter().product();
+                let mut c = vec![0f32; rows * n];
+                if *k > 0 {
+                    sgemm_f16b(rows, *k, *n, a.view::<f32>()?, b.view::<f16>()?, &mut c);
+                }
+                let mut shape = lead.to_vec();
+                shape.push(*n);
+                return Ok(vec![Tensor::from_vec(shape, c)]);
+            }
         }
         let wide = super::mat_mul_mixed::widen(b)?;
         return run(_op, &[Some(a), Some(&wide)]);
@@ -184,6 +196,10 @@ pub(crate) trait Gemm: Copy + Default {
 impl Gemm for f32 {
     fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        if m <= SPLIT_K_ROWS && k * n >= SPLIT_K_MIN && k >= 8 && crate::par::threads() > 1 {
+            split_k_gemm(m, k, n, a, b, c);
+            return;
+        }
         // SAFETY: the assert above keeps every access of the dense row-major
         // operands in bounds.
         unsafe { dense_gemm(m, k, n, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
@@ -195,6 +211,65 @@ impl Gemm for f64 {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
         // SAFETY: as for f32.
         unsafe { dense_gemm(m, k, n, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) }
+    }
+}
+
+/// Up to this many rows of A the product is bound by reading B (decode
+/// steps); gemm streams B on one core there, so B's rows are split instead.
+const SPLIT_K_ROWS: usize = 4;
+/// B sizes (elements) worth a hand-off to the other cores.
+const SPLIT_K_MIN: usize = 1 << 18;
+
+/// C = A·B for a few rows of A: one contiguous K range of B's rows per core
+/// (each a single-threaded gemm into its own partial C), partials summed.
+fn split_k_gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use rayon::prelude::*;
+    let parts = crate::par::threads().min(k / 4);
+    let per = k.div_ceil(parts);
+    let ranges = k.div_ceil(per);
+    // A's columns ks against B's rows ks, single-threaded.
+    let part = |ks: std::ops::Range<usize>, dst: &mut [f32]| {
+        // SAFETY: A is m×k (row stride k), B's rows ks lie inside b, dst is m×n.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                ks.len(),
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().add(ks.start),
+                1,
+                k as isize,
+                b.as_ptr().add(ks.start * n),
+                1,
+                n as isize,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    let c = &mut c[..m * n];
+    let ((), partials) = rayon::join(
+        || part(0..per.min(k), c),
+        || {
+            (1..ranges)
+                .into_par_iter()
+                .map(|t| {
+                    let mut p = vec![0f32; m * n];
+                    part(t * per..((t + 1) * per).min(k), &mut p);
+                    p
+                })
+                .collect::<Vec<Vec<f32>>>()
+        },
+    );
+    for p in &partials {
+        c.iter_mut().zip(p).for_each(|(x, y)| *x += y);
     }
 }
 
@@ -333,5 +408,275 @@ pub(crate) fn sgemm_strided(
             false,
             gemm::Parallelism::Rayon(0),
         );
+    }
+}
+
+// ---- f32 A × f16 B (weights stored as halves, f32 accumulation) ----
+
+/// Row-major C[m,n] = A[m,k]·B[k,n] with B in f16 (read as f32, accumulated
+/// in f32). A few rows (decode steps, memory-bound on B) stream B once, its
+/// K range split over the cores, converting halves in registers; more rows
+/// widen B panel by panel (cheap next to m·k·n flops) for the f32 GEMM.
+pub(crate) fn sgemm_f16b(m: usize, k: usize, n: usize, a: &[f32], b: &[half::f16], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let c = &mut c[..m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if m > 4 {
+        // Column panels of B widened into a buffer of at most ~2 MB (cache-
+        // sized, and no f32 copy of a whole weight), each multiplied into
+        // its columns of C.
+        let panel = ((1 << 19) / k.max(1)).clamp(64, n.next_multiple_of(64)) / 64 * 64;
+        let mut wide = vec![0f32; k * panel.min(n)];
+        let mut j0 = 0;
+        while j0 < n {
+            let w = panel.min(n - j0);
+            let wide = &mut wide[..k * w];
+            crate::par::for_rows_mut(wide, w, 2 * w, |row0, rows| {
+                for (r, dst) in rows.chunks_exact_mut(w).enumerate() {
+                    let src = (row0 + r) * n + j0;
+                    f16_to_f32(&b[src..src + w], dst);
+                }
+            });
+            // SAFETY: A is m×k, the panel k×w, and C's columns j0..j0+w of
+            // its m rows (stride n) lie inside c (asserted above).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    w,
+                    k,
+                    c.as_mut_ptr().add(j0),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    wide.as_ptr(),
+                    1,
+                    w as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
+            j0 += w;
+        }
+        return;
+    }
+    c.fill(0.0);
+    // One K range per core when B is big enough to pay for the hand-off
+    // (≥ 256 K halves; smaller weights stream in a few microseconds).
+    let parts = if k * n >= 1 << 18 && k >= 8 {
+        crate::par::threads().min(k / 4)
+    } else {
+        1
+    };
+    // K ranges in multiples of 4 rows (the kernel's step); the first goes
+    // straight into C on this thread while the pool computes the others.
+    let per = k.div_ceil(parts).div_ceil(4) * 4;
+    let ranges = k.div_ceil(per);
+    let ((), partials) = rayon::join(
+        || gemv_f16_acc(m, k, n, a, b, 0..per.min(k), c),
+        || {
+            use rayon::prelude::*;
+            (1..ranges)
+                .into_par_iter()
+                .map(|t| {
+                    let mut part = vec![0f32; m * n];
+                    gemv_f16_acc(m, k, n, a, b, t * per..((t + 1) * per).min(k), &mut part);
+                    part
+                })
+                .collect::<Vec<Vec<f32>>>()
+        },
+    );
+    for p in &partials {
+        c.iter_mut().zip(p).for_each(|(x, y)| *x += y);
+    }
+}
+
+/// f16 → f32 for a slice (F16C when the CPU has it).
+fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: AVX2, FMA and F16C are present (checked above).
+        unsafe { f16c::convert(src, dst) };
+        return;
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f32();
+    }
+}
+
+/// c[i][..] += Σ_{kk in ks} a[i][kk]·b[kk][..] over the `m` rows of A (row
+/// stride k) and all n columns of the f16 B (row stride n); c is m×n.
+fn gemv_f16_acc(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[half::f16],
+    ks: std::ops::Range<usize>,
+    c: &mut [f32],
+) {
+    assert!(ks.end <= k && a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    #[cfg(target_arch = "x86_64")]
+    if crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: features checked above; the assert bounds every access.
+        unsafe { f16c::gemv_acc(m, k, n, a, b, ks, c) };
+        return;
+    }
+    for kk in ks {
+        let row = &b[kk * n..(kk + 1) * n];
+        for i in 0..m {
+            let s = a[i * k + kk];
+            for (cv, bv) in c[i * n..(i + 1) * n].iter_mut().zip(row) {
+                *cv += s * bv.to_f32();
+            }
+        }
+    }
+}
+
+/// AVX2 + FMA + F16C kernels: halves are widened in registers (vcvtph2ps).
+#[cfg(target_arch = "x86_64")]
+mod f16c {
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `dst.len() <= src.len()`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn convert(src: &[f16], dst: &mut [f32]) {
+        let n = dst.len().min(src.len());
+        let mut j = 0;
+        while j + 8 <= n {
+            let h = _mm_loadu_si128(src.as_ptr().add(j) as *const __m128i);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(j), _mm256_cvtph_ps(h));
+            j += 8;
+        }
+        for t in j..n {
+            dst[t] = src[t].to_f32();
+        }
+    }
+
+    /// Columns per block: the block of each C row stays in L1 while four
+    /// f16 B rows stream through it (whole rows for the decoder's widths).
+    const BLOCK: usize = 2048;
+
+    /// See `gemv_f16_acc`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `ks.end <= k`, `a.len() >= m·k`,
+    /// `b.len() >= k·n`, `c.len() >= m·n`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn gemv_acc(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f16],
+        ks: std::ops::Range<usize>,
+        c: &mut [f32],
+    ) {
+        let bp = b.as_ptr() as *const u16;
+        let ap = a.as_ptr();
+        let cp = c.as_mut_ptr();
+        // Eight halves of B row `row` from column `j`, widened.
+        macro_rules! load {
+            ($row:expr, $j:expr) => {
+                _mm256_cvtph_ps(_mm_loadu_si128(bp.add($row * n + $j) as *const __m128i))
+            };
+        }
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + BLOCK).min(n);
+            let vec_end = j0 + (j1 - j0) / 8 * 8;
+            let mut kk = ks.start;
+            while kk + 4 <= ks.end {
+                // Row by row of A (one row in decode steps), the four A
+                // values broadcast once per block: 16 columns per iteration.
+                for i in 0..m {
+                    let ar = ap.add(i * k + kk);
+                    let (s0, s1, s2, s3) = (
+                        _mm256_set1_ps(*ar),
+                        _mm256_set1_ps(*ar.add(1)),
+                        _mm256_set1_ps(*ar.add(2)),
+                        _mm256_set1_ps(*ar.add(3)),
+                    );
+                    let crow = cp.add(i * n);
+                    let mut j = j0;
+                    while j + 16 <= vec_end {
+                        let mut x = _mm256_loadu_ps(crow.add(j));
+                        let mut y = _mm256_loadu_ps(crow.add(j + 8));
+                        x = _mm256_fmadd_ps(s0, load!(kk, j), x);
+                        y = _mm256_fmadd_ps(s0, load!(kk, j + 8), y);
+                        x = _mm256_fmadd_ps(s1, load!(kk + 1, j), x);
+                        y = _mm256_fmadd_ps(s1, load!(kk + 1, j + 8), y);
+                        x = _mm256_fmadd_ps(s2, load!(kk + 2, j), x);
+                        y = _mm256_fmadd_ps(s2, load!(kk + 2, j + 8), y);
+                        x = _mm256_fmadd_ps(s3, load!(kk + 3, j), x);
+                        y = _mm256_fmadd_ps(s3, load!(kk + 3, j + 8), y);
+                        _mm256_storeu_ps(crow.add(j), x);
+                        _mm256_storeu_ps(crow.add(j + 8), y);
+                        j += 16;
+                    }
+                    while j < vec_end {
+                        let mut x = _mm256_loadu_ps(crow.add(j));
+                        x = _mm256_fmadd_ps(s0, load!(kk, j), x);
+                        x = _mm256_fmadd_ps(s1, load!(kk + 1, j), x);
+                        x = _mm256_fmadd_ps(s2, load!(kk + 2, j), x);
+                        x = _mm256_fmadd_ps(s3, load!(kk + 3, j), x);
+                        _mm256_storeu_ps(crow.add(j), x);
+                        j += 8;
+                    }
+                }
+                tail_columns(m, k, n, a, b, kk..kk + 4, vec_end..j1, c);
+                kk += 4;
+            }
+            // The range's last rows (fewer than 4).
+            while kk < ks.end {
+                for i in 0..m {
+                    let s = _mm256_set1_ps(*ap.add(i * k + kk));
+                    let crow = cp.add(i * n);
+                    let mut j = j0;
+                    while j < vec_end {
+                        _mm256_storeu_ps(
+                            crow.add(j),
+                            _mm256_fmadd_ps(s, load!(kk, j), _mm256_loadu_ps(crow.add(j))),
+                        );
+                        j += 8;
+                    }
+                }
+                tail_columns(m, k, n, a, b, kk..kk + 1, vec_end..j1, c);
+                kk += 1;
+            }
+            j0 = j1;
+        }
+    }
+
+    /// Scalar update of columns `js` (the fewer-than-8 at a block's end) from rows `ks`.
+    #[allow(clippy::too_many_arguments)]
+    fn tail_columns(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f16],
+        ks: std::ops::Range<usize>,
+        js: std::ops::Range<usize>,
+        c: &mut [f32],
+    ) {
+        for kk in ks {
+            for j in js.clone() {
+                let bv = b[kk * n + j].to_f32();
+                for i in 0..m {
+                    c[i * n + j] += a[i * k + kk] * bv;
+                }
+            }
+        }
     }
 }

@@ -2,12 +2,13 @@
 //! [..., M, K], B [K, N], bias [N], and a residual usually shaped like A·B
 //! (others broadcast numpy-style, through the Add kernel). The product runs
 //! through MatMul's GEMM (all rows of A at once: B is shared), then bias and
-//! residual are added in one pass while the rows are still in cache.
+//! residual are added in one pass while the rows are still in cache. f16
+//! weights (B) under f32 activations are widened inside the GEMM.
 //! [`mat_mul_epilogue_slow`] is MatMul then Add, Add through the primitive
 //! kernels (the test reference).
 
 use super::common::{f32_to_tensor, f32_values, input, opt_input};
-use super::mat_mul::sgemm;
+use super::mat_mul::{sgemm, sgemm_f16b};
 use crate::par;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::{Binary, BinaryOp, MatMul, MatMulEpilogue};
@@ -23,7 +24,12 @@ pub fn run(_op: &MatMulEpilogue, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
         // f64 and the rest: the primitive kernels define the result.
         return Ok(vec![mat_mul_epilogue_slow(a, b, bias, residual)?]);
     }
-    for (t, what) in [(Some(b), "B"), (bias, "bias"), (residual, "residual")] {
+    // f16 weights under f32 activations are read as halves inside the GEMM.
+    let f16_weights = dtype == DType::F32 && b.dtype() == DType::F16;
+    if b.dtype() != dtype && !f16_weights {
+        bail!("MatMulEpilogue: A is {dtype} but B is {}", b.dtype());
+    }
+    for (t, what) in [(bias, "bias"), (residual, "residual")] {
         if let Some(t) = t {
             if t.dtype() != dtype {
                 bail!("MatMulEpilogue: A is {dtype} but {what} is {}", t.dtype());
@@ -59,7 +65,6 @@ pub fn run(_op: &MatMulEpilogue, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
         r => (r, None),
     };
     let av = f32_values(a, "MatMulEpilogue A")?;
-    let bv = f32_values(b, "MatMulEpilogue B")?;
     let bias_v = bias
         .map(|t| f32_values(t, "MatMulEpilogue bias"))
         .transpose()?;
@@ -67,10 +72,10 @@ pub fn run(_op: &MatMulEpilogue, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
         .map(|t| f32_values(t, "MatMulEpilogue residual"))
         .transpose()?;
     let mut y = vec![0f32; rows * n];
-    if k == 0 {
-        y.fill(0.0);
-    } else {
-        sgemm(rows, k, n, &av, &bv, &mut y);
+    if k > 0 && f16_weights {
+        sgemm_f16b(rows, k, n, &av, b.view::<half::f16>()?, &mut y);
+    } else if k > 0 {
+        sgemm(rows, k, n, &av, &f32_values(b, "MatMulEpilogue B")?, &mut y);
     }
     if n > 0 && (bias_v.is_some() || res_v.is_some()) {
         par::for_rows_mut(&mut y, n, n, |row0, chunk| {
@@ -111,6 +116,14 @@ pub fn mat_mul_epilogue_slow(
         )?
         .pop()
         .context("Add output")
+    };
+    // f16 weights: the product of A with B's values widened to f32.
+    let b32;
+    let b = if a.dtype() == DType::F32 && b.dtype() == DType::F16 {
+        b32 = Tensor::from_vec(b.shape().to_vec(), b.to_f32_vec()?);
+        &b32
+    } else {
+        b
     };
     let mut y = super::eval(&Op::MatMul(MatMul), &[Some(a), Some(b)])?
         .pop()

@@ -1,7 +1,8 @@
 //! MatMulEpilogue: Y = A·B (+ bias) (+ residual) with B one 2-D weight
 //! (`shaders/mat_mul_epilogue.wgsl`, 64x64 tiles; one row takes
 //! `shaders/mat_mul_epilogue_gemv.wgsl`). A's leading dims are flattened into
-//! rows; bias and residual are added as the outputs are stored.
+//! rows; bias and residual are added as the outputs are stored. B may be f16
+//! under f32 A (f16 weights; the accessors widen halves).
 
 use super::{need_float, u32_of, Args};
 use crate::kernel::{DevTensor, Kern};
@@ -13,11 +14,14 @@ pub fn supported(args: &Args) -> bool {
         return false;
     };
     let float = matches!(a.dtype, cellm_ir::DType::F32 | cellm_ir::DType::F16);
-    let same = [args.od(2), args.od(3)]
-        .iter()
-        .flatten()
-        .chain([&b])
-        .all(|t| t.dtype == a.dtype);
+    // B may be f16 under f32 A (the accessors widen halves).
+    let b_ok =
+        b.dtype == a.dtype || (a.dtype == cellm_ir::DType::F32 && b.dtype == cellm_ir::DType::F16);
+    let same = b_ok
+        && [args.od(2), args.od(3)]
+            .iter()
+            .flatten()
+            .all(|t| t.dtype == a.dtype);
     // The residual broadcasting against the product runs on the host.
     let res_ok = args.od(3).is_none_or(|r| {
         let mut y = a.shape[..a.shape.len().saturating_sub(1)].to_vec();
@@ -51,7 +55,12 @@ pub fn encode(k: &mut Kern, args: &Args) -> Result<Vec<DevTensor>> {
     let m: usize = lead.iter().product();
     let mut shape = lead.to_vec();
     shape.push(n);
-    for t in [Some(b), bias, res].into_iter().flatten() {
+    let b_ok =
+        b.dtype == a.dtype || (a.dtype == cellm_ir::DType::F32 && b.dtype == cellm_ir::DType::F16);
+    if !b_ok {
+        bail!("MatMulEpilogue: A is {} but B is {}", a.dtype, b.dtype);
+    }
+    for t in [bias, res].into_iter().flatten() {
         if t.dtype != a.dtype {
             bail!("MatMulEpilogue: operands mix {} and {}", a.dtype, t.dtype);
         }

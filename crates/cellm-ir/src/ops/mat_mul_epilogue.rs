@@ -3,8 +3,9 @@
 //! [..., M, K], B [K, N] (a 2-D weight, so every row of A shares it),
 //! optional bias [N], optional residual (usually A·B's shape [..., M, N];
 //! broadcast numpy-style like the Add it replaces, so Y has the broadcast
-//! shape). Produced by the fusion pass `cellm_opt::passes::mat_mul_epilogue`;
-//! not an ONNX op.
+//! shape). B may be f16 while A is f32 (weights stored as halves, read as
+//! f32 and accumulated in f32; Y is f32). Produced by the fusion passes
+//! `cellm_opt::passes::mat_mul_epilogue` and `f16_weights`; not an ONNX op.
 
 use super::{need, opt, Fact};
 use crate::shape::{broadcast_sym, fmt_shape};
@@ -35,7 +36,15 @@ impl MatMulEpilogue {
                 anyhow::bail!("B must be 2-D, got {}", fmt_shape(sb));
             }
         }
-        let y = super::MatMul.infer(&inputs[..2], &consts[..consts.len().min(2)])?;
+        // f16 weights under f32 activations: shapes as for B in A's dtype.
+        let b_as_a;
+        let b = if b.dtype == crate::DType::F16 && a.dtype == crate::DType::F32 {
+            b_as_a = Fact::new(a.dtype, b.shape.clone());
+            &b_as_a
+        } else {
+            b
+        };
+        let y = super::MatMul.infer(&[Some(a), Some(b)], &consts[..consts.len().min(2)])?;
         let n = b.shape.as_ref().map(|s| s[1].clone());
         if let Some(bias) = opt(inputs, 2) {
             if bias.dtype != a.dtype {

@@ -22,7 +22,8 @@ pub fn apply(g: &mut Graph) -> Result<usize> {
     let mut n = 0;
     for ix in g.topo_order()? {
         let node = &g.nodes[ix];
-        if !matches!(node.op, Op::MatMul(_)) {
+        // MatMulEpilogue (fused bias/residual) takes f16 B as MatMul does.
+        if !matches!(node.op, Op::MatMul(_) | Op::MatMulEpilogue(_)) {
             continue;
         }
         let (Some(a), Some(b)) = (arg(node, 0), arg(node, 1)) else {
