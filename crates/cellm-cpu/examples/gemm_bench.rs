@@ -269,7 +269,7 @@ pub fn attention_shapes() {
     );
 }
 
-/// f32 A x f16 B: MatMul (mat_mul_mixed.rs) against MatMulEpilogue (mat_mul.rs's sgemm_f16b).
+/// f32 A x f16 B: MatMul against MatMulEpilogue (both through mat_mul.rs's sgemm_f16b).
 pub fn f16_weights() {
     use cellm_ir::ops::MatMulEpilogue;
     for (m, k, n) in [

@@ -1316,8 +1316,8 @@ fn grouped_attention_matches_repeated_heads() {
     }
 }
 
-/// f32 A × f16 B (f16-stored weights): the streaming path (few rows) and the
-/// widening path (many rows) against the f32 MatMul of the widened weights.
+/// f32 A × f16 B (f16-stored weights), few rows (decode) and many (prefill),
+/// against the f32 MatMul of the widened weights.
 #[test]
 fn mat_mul_f32_by_f16_weights() {
     let mut r = rng_for("mat_mul_f32_by_f16_weights");

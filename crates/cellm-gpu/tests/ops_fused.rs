@@ -12,31 +12,28 @@
 
 mod common;
 
-use cellm_gpu::{GpuSession, SessionOptions};
+use common::op_check::{check_with, rng, In, Setup};
+
+/// Runs `op` on the GPU and the CPU and compares every output.
+fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) {
+    let setup = Setup {
+        split_parts: 6,
+        device_bytes: false,
+        f16_from_inputs: false,
+        f16_split: true,
+    };
+    check_with(setup, what, op, inputs, tol);
+}
+
 use cellm_ir::ops::{Gelu, GeluApproximation, MatMulEpilogue, SiluMul};
-use cellm_ir::{DType, Dim, Fact, Graph, Node, Op, Tensor};
+use cellm_ir::{DType, Op, Tensor};
 use half::f16;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
+use rand::Rng;
 
 const ELEM: f64 = 1e-5;
 const RED: f64 = 1e-4;
 const HALF: f64 = 1e-2;
-
-fn rng() -> StdRng {
-    let seed = std::env::var("CELLM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    println!("seed {seed} (CELLM_TEST_SEED to replay)");
-    StdRng::seed_from_u64(seed)
-}
 
 fn randt(r: &mut StdRng, shape: &[usize], scale: f32, dtype: DType) -> Tensor {
     let n: usize = shape.iter().product();
@@ -52,107 +49,6 @@ fn randt(r: &mut StdRng, shape: &[usize], scale: f32, dtype: DType) -> Tensor {
 
 /// An input: a runtime graph input, a constant (initializer, as weights
 /// are), or omitted.
-enum In {
-    Run(Tensor),
-    Const(Tensor),
-    None,
-}
-
-/// Runs `op` on the GPU and the CPU and compares every output.
-fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) {
-    let Some(ctx) = common::gpu() else { return };
-    let mut g = Graph::new(what);
-    let mut ids = Vec::new();
-    let mut cpu_in: Vec<Option<Tensor>> = Vec::new();
-    let mut feeds = HashMap::new();
-    for (i, inp) in inputs.into_iter().enumerate() {
-        let name = format!("in{i}");
-        match inp {
-            In::Run(t) => {
-                let fact = Fact::new(
-                    t.dtype(),
-                    Some(t.shape().iter().map(|&d| Dim::Known(d)).collect()),
-                );
-                ids.push(Some(g.add_input(&name, fact)));
-                cpu_in.push(Some(t.clone()));
-                feeds.insert(name, t);
-            }
-            In::Const(t) => {
-                ids.push(Some(g.add_initializer(&name, t.clone())));
-                cpu_in.push(Some(t));
-            }
-            In::None => {
-                ids.push(None);
-                cpu_in.push(None);
-            }
-        }
-    }
-    let refs: Vec<Option<&Tensor>> = cpu_in.iter().map(|t| t.as_ref()).collect();
-    let want = cellm_cpu::ops::eval(&op, &refs).unwrap_or_else(|e| panic!("{what}: CPU: {e:#}"));
-    let outs: Vec<Option<usize>> = (0..want.len())
-        .map(|j| Some(g.value(&format!("out{j}"))))
-        .collect();
-    g.outputs = outs.iter().flatten().copied().collect();
-    g.add_node(Node {
-        name: what.to_string(),
-        op,
-        inputs: ids,
-        outputs: outs,
-    })
-    .expect("node");
-    g.infer_facts()
-        .unwrap_or_else(|e| panic!("{what}: infer: {e:#}"));
-    let has_f16 = want.iter().any(|t| t.dtype() == DType::F16);
-    // Also with tensors split over small bindings (chunked accessors; at most
-    // ~6 chunks for the largest tensor) and, for f16, without SHADER_F16.
-    let largest = want
-        .iter()
-        .chain(feeds.values())
-        .chain(g.initializers.values())
-        .map(|t| t.len() as u64 * 4)
-        .max()
-        .unwrap_or(0);
-    let split = (largest / 6).div_ceil(256).max(16) * 256;
-    let mut configs = vec![("default", None, false), ("split", Some(split), false)];
-    if has_f16 {
-        configs.push(("no SHADER_F16", None, true));
-        configs.push(("no SHADER_F16, split", Some(split), true));
-    }
-    for (label, limit, no_f16) in configs {
-        let opts = SessionOptions {
-            poison_buffers: true,
-            host_shape_math: false,
-            max_binding_bytes_override: limit,
-            disable_shader_f16: no_f16,
-        };
-        let what = format!("{what} [{label}]");
-        let s = GpuSession::with_context(ctx.clone(), g.clone(), opts)
-            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
-        let got = s
-            .run(&feeds)
-            .unwrap_or_else(|e| panic!("{what}: GPU: {e:#}"));
-        let stats = s.last_stats();
-        assert!(
-            stats.host_ops.is_empty(),
-            "{what}: ran on the host: {:?}",
-            stats.host_ops
-        );
-        for (j, w) in want.iter().enumerate() {
-            let gt = &got[&format!("out{j}")];
-            assert_eq!(gt.dtype(), w.dtype(), "{what} output {j} dtype");
-            assert_eq!(gt.shape(), w.shape(), "{what} output {j} shape");
-            let (a, b) = (gt.to_f64_vec(), w.to_f64_vec());
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                let bound = tol * y.abs().max(1.0);
-                assert!(
-                    (x - y).abs() <= bound,
-                    "{what} output {j}[{i}]: gpu {x} vs cpu {y} (tol {bound:e})"
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn gelu_both_forms() {
     let mut r = rng();

@@ -16,30 +16,32 @@
 
 mod common;
 
+use common::op_check::{check_with, rng, In, Setup};
+
+/// Runs `op` on the GPU and the CPU and compares every output; returns the
+/// largest |gpu - cpu| / max(1, |cpu|) over float outputs.
+fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) -> f64 {
+    let setup = Setup {
+        split_parts: 4,
+        device_bytes: true,
+        f16_from_inputs: true,
+        f16_split: false,
+    };
+    let worst = check_with(setup, what, op, inputs, tol);
+    println!("{what}: max rel err {worst:.2e}");
+    worst
+}
+
 use cellm_gpu::{GpuSession, SessionOptions};
 use cellm_ir::ops::*;
 use cellm_ir::{DType, Dim, Fact, Graph, Node, Op, Tensor};
 use half::f16;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::collections::HashMap;
 
 const RED: f64 = 1e-4;
 const HALF: f64 = 1e-2;
-
-fn rng() -> StdRng {
-    let seed = std::env::var("CELLM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    println!("seed {seed} (CELLM_TEST_SEED to replay)");
-    StdRng::seed_from_u64(seed)
-}
 
 fn randf(r: &mut StdRng, shape: &[usize], lo: f32, hi: f32) -> Tensor {
     let n: usize = shape.iter().product();
@@ -85,164 +87,6 @@ fn rand8(r: &mut StdRng, shape: &[usize], dtype: DType) -> Tensor {
 }
 
 /// An input: a runtime graph input, or a constant (initializer).
-enum In {
-    Run(Tensor),
-    Const(Tensor),
-    None,
-}
-
-/// Runs `op` on the GPU and the CPU and compares every output; returns the
-/// largest |gpu - cpu| / max(1, |cpu|) over float outputs.
-fn check(what: &str, op: Op, inputs: Vec<In>, tol: f64) -> f64 {
-    let Some(ctx) = common::gpu() else { return 0.0 };
-    let mut g = Graph::new(what);
-    let mut ids = Vec::new();
-    let mut cpu_in: Vec<Option<Tensor>> = Vec::new();
-    let mut feeds = HashMap::new();
-    for (i, inp) in inputs.into_iter().enumerate() {
-        let name = format!("in{i}");
-        match inp {
-            In::Run(t) => {
-                let fact = Fact::new(
-                    t.dtype(),
-                    Some(t.shape().iter().map(|&d| Dim::Known(d)).collect()),
-                );
-                ids.push(Some(g.add_input(&name, fact)));
-                cpu_in.push(Some(t.clone()));
-                feeds.insert(name, t);
-            }
-            In::Const(t) => {
-                ids.push(Some(g.add_initializer(&name, t.clone())));
-                cpu_in.push(Some(t));
-            }
-            In::None => {
-                ids.push(None);
-                cpu_in.push(None);
-            }
-        }
-    }
-    let refs: Vec<Option<&Tensor>> = cpu_in.iter().map(|t| t.as_ref()).collect();
-    let want = cellm_cpu::ops::eval(&op, &refs).unwrap_or_else(|e| panic!("{what}: CPU: {e:#}"));
-    let outs: Vec<Option<usize>> = (0..want.len())
-        .map(|j| Some(g.value(&format!("out{j}"))))
-        .collect();
-    g.outputs = outs.iter().flatten().copied().collect();
-    g.add_node(Node {
-        name: what.to_string(),
-        op,
-        inputs: ids,
-        outputs: outs,
-    })
-    .expect("node");
-    g.infer_facts()
-        .unwrap_or_else(|e| panic!("{what}: infer: {e:#}"));
-    let has_f16 = want.iter().any(|t| t.dtype() == DType::F16)
-        || feeds.values().any(|t| t.dtype() == DType::F16)
-        || g.initializers.values().any(|t| t.dtype() == DType::F16);
-    // Split: the largest tensor (by its device bytes: u8/i8 one, f16 two,
-    // others four per element) over ~4 bindings of at least 4 KiB, so a
-    // six-binding kernel stays within lavapipe's 32 storage buffers per stage.
-    let largest = want
-        .iter()
-        .chain(feeds.values())
-        .chain(g.initializers.values())
-        .map(|t| {
-            t.len() as u64
-                * match t.dtype() {
-                    DType::U8 | DType::I8 => 1,
-                    DType::F16 => 2,
-                    _ => 4,
-                }
-        })
-        .max()
-        .unwrap_or(0);
-    let split = (largest / 4).div_ceil(256).max(16) * 256;
-    let mut configs = vec![("default", None, false), ("split", Some(split), false)];
-    if has_f16 {
-        configs.push(("no SHADER_F16", None, true));
-    }
-    let mut worst = 0.0f64;
-    for (label, limit, no_f16) in configs {
-        let opts = SessionOptions {
-            poison_buffers: true,
-            host_shape_math: false,
-            max_binding_bytes_override: limit,
-            disable_shader_f16: no_f16,
-        };
-        let what = format!("{what} [{label}]");
-        worst = worst.max(compare(
-            &what,
-            ctx.clone(),
-            g.clone(),
-            opts,
-            &feeds,
-            &want,
-            tol,
-        ));
-    }
-    println!("{what}: max rel err {worst:.2e}");
-    worst
-}
-
-fn compare(
-    what: &str,
-    ctx: std::sync::Arc<cellm_gpu::GpuContext>,
-    g: Graph,
-    opts: SessionOptions,
-    feeds: &HashMap<String, Tensor>,
-    want: &[Tensor],
-    tol: f64,
-) -> f64 {
-    let s = GpuSession::with_context(ctx, g, opts).unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    let got = s
-        .run(feeds)
-        .unwrap_or_else(|e| panic!("{what}: GPU: {e:#}"));
-    let stats = s.last_stats();
-    assert!(
-        stats.host_ops.is_empty(),
-        "{what}: ran on the host: {:?}",
-        stats.host_ops
-    );
-    let mut worst = 0.0f64;
-    for (j, w) in want.iter().enumerate() {
-        let gt = &got[&format!("out{j}")];
-        assert_eq!(gt.dtype(), w.dtype(), "{what} output {j} dtype");
-        assert_eq!(gt.shape(), w.shape(), "{what} output {j} shape");
-        if w.dtype().is_float() {
-            let (a, b) = (gt.to_f64_vec(), w.to_f64_vec());
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                let err = (x - y).abs() / y.abs().max(1.0);
-                let ok = err <= tol || (x.is_nan() && y.is_nan()) || (x == y);
-                assert!(
-                    ok,
-                    "{what} output {j}[{i}]: gpu {x} vs cpu {y} (rel err {err:e} > {tol:e})"
-                );
-                if x != y {
-                    worst = worst.max(err);
-                }
-            }
-        } else {
-            let (a, b) = (
-                gt.to_i64_vec().expect("ints"),
-                w.to_i64_vec().expect("ints"),
-            );
-            let bad: Vec<(usize, i64, i64)> = a
-                .iter()
-                .zip(&b)
-                .enumerate()
-                .filter(|(_, (x, y))| x != y)
-                .map(|(i, (x, y))| (i, *x, *y))
-                .take(8)
-                .collect();
-            assert!(
-                bad.is_empty(),
-                "{what} output {j}: (index, gpu, cpu) {bad:?}"
-            );
-        }
-    }
-    worst
-}
-
 /// The ways MatMulNBits gets its zero points.
 #[derive(Clone, Copy, Debug)]
 enum Zp {

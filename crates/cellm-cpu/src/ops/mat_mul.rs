@@ -34,7 +34,9 @@ pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
                 return Ok(vec![Tensor::from_vec(shape, c)]);
             }
         }
-        let wide = super::mat_mul_mixed::widen(b)?;
+        let mut wide = vec![0f32; b.len()];
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(b.view::<f16>()?, &mut wide);
+        let wide = Tensor::from_vec(b.shape().to_vec(), wide);
         return run(_op, &[Some(a), Some(&wide)]);
     }
     if a.dtype() != b.dtype() {

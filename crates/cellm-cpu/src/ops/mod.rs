@@ -22,7 +22,6 @@ pub mod mat_mul;
 pub mod mat_mul_bnb4;
 pub mod mat_mul_epilogue;
 pub mod mat_mul_integer;
-pub mod mat_mul_mixed;
 pub mod mat_mul_n_bits;
 pub mod multi_head_attention;
 pub mod non_zero;

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod op_check;
+
 use cellm_gpu::{GpuContext, GpuSession, SessionOptions};
 use cellm_ir::{DType, Graph};
 use cellm_testkit::Runner;

@@ -41,7 +41,9 @@ impl MultiHeadAttention {
         let n = Dim::Known(heads);
         match hidden {
             Dim::Known(h) if h % heads != 0 => {
-                anyhow::bail!("{what} hidden size {h} is not a multiple of num_heads ({heads} heads)")
+                anyhow::bail!(
+                    "{what} hidden size {h} is not a multiple of num_heads ({heads} heads)"
+                )
             }
             _ => Ok(dim_div(hidden, &n).unwrap_or_else(Dim::unknown)),
         }
