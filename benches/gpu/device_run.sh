@@ -25,6 +25,13 @@ c, g = (json.load(open(f"{sys.argv[1]}/vlm_{b}.json")) for b in ("cpu", "gpu"))
 print("greedy tokens CPU == GPU:", c["generated_ids"] == g["generated_ids"], len(c["generated_ids"]))
 PY
 CTX=${CTX:-64,512,2048}; STEPS=${STEPS:-32}
-timeout 240 $R bench decoder /tmp/full/decoder_model_merged.onnx --backend gpu --ctx $CTX --steps $STEPS --reps 3 --json 2>&1 | tee "$OUT/cellm_gpu.txt"
-timeout 150 python3 benches/gpu/torch_decode.py --config .devrun/config.json --ctx $CTX --steps $STEPS --dtype float32 2>&1 | tee "$OUT/torch_fp32.txt"
-timeout 60 $R bench decoder /tmp/full/decoder_model_merged.onnx --backend cpu --ctx 64 --steps 8 --reps 1 --json 2>&1 | tee "$OUT/cellm_cpu16.txt"
+# Correctness on this card: full-size decoder, GPU vs onnxruntime, 700-position prefill + a step.
+timeout 120 python3 benches/gpu/check_decoder.py $R /tmp/full/decoder_model_merged.onnx /tmp/chk --prefill 700 2>&1 | tee "$OUT/check_decoder.txt"
+# Optional baseline build (an earlier commit) timed in the same call: .devrun/cellm-run-base.xz.
+B=""; if [ -f .devrun/cellm-run-base.xz ]; then xz -dc .devrun/cellm-run-base.xz > /tmp/cellm-run-base && chmod +x /tmp/cellm-run-base && B=/tmp/cellm-run-base; fi
+bench() { timeout $1 $2 bench decoder /tmp/full/decoder_model_merged.onnx --backend gpu --ctx $CTX --steps $STEPS --reps 3 --json "${@:3}" 2>&1; }
+bench 120 $R | tee "$OUT/cellm_gpu.txt"
+[ -n "$B" ] && bench 120 $B | tee -a "$OUT/base_gpu.txt"
+timeout 90 python3 benches/gpu/torch_decode.py --config .devrun/config.json --ctx $CTX --steps $STEPS --dtype float32 2>&1 | tee "$OUT/torch_fp32.txt"
+bench 90 $R --dtype f16 | tee "$OUT/cellm_gpu_f16.txt"
+timeout 60 python3 benches/gpu/torch_decode.py --config .devrun/config.json --ctx $CTX --steps $STEPS --dtype float16 2>&1 | tee "$OUT/torch_fp16.txt"

@@ -1,4 +1,5 @@
-//! The fused CPU kernels (Gelu, SiluMul, MatMulEpilogue) against their
+//! The fused CPU kernels (Gelu, SiluMul, MatMulEpilogue, MatMulSiluMul,
+//! MatMulMulti, RotaryEmbeddingPair) against their
 //! `*_slow` references built from the primitive kernels, on fresh random
 //! inputs (seed printed; CELLM_TEST_SEED replays), at sizes below and above
 //! the threading threshold, in f32 and f16; and their errors on bad inputs.
@@ -265,4 +266,370 @@ fn mat_mul_epilogue_rejects_bad_shapes() {
     let a1 = randt(&mut r, &[4], 1.0, DType::F32);
     let err = run1(op, &[Some(&a1), Some(&b), None, None]).unwrap_err();
     assert!(format!("{err:#}").contains("rank >= 2"), "{err:#}");
+}
+
+// ---- Launch-count fusions: MatMulSiluMul, MatMulMulti, RotaryEmbeddingPair ----
+
+use cellm_cpu::ops::{mat_mul_multi, mat_mul_silu_mul, rotary_embedding_pair};
+use cellm_ir::ops::{MatMulMulti, MatMulSiluMul, RotaryEmbeddingPair};
+
+/// (A dtype, weight dtype): one float dtype, or f16 weights under f32 A.
+const WEIGHT_DTYPES: [(DType, DType); 3] = [
+    (DType::F32, DType::F32),
+    (DType::F16, DType::F16),
+    (DType::F32, DType::F16),
+];
+
+#[test]
+fn mat_mul_silu_mul_matches_primitive_chain() {
+    let mut r = rng();
+    for (dt, wt) in WEIGHT_DTYPES {
+        // One row (decode), odd sizes, and a batch of rows above the GEMM's
+        // small-M path.
+        for (lead, k, n) in [
+            (vec![1, 1], 37, 29),
+            (vec![2, 37], 45, 67),
+            (vec![1, 70], 64, 96),
+        ] {
+            let mut a_shape = lead.clone();
+            a_shape.push(k);
+            let a = randt(&mut r, &a_shape, 0.5, dt);
+            let wg = randt(&mut r, &[k, n], 0.5, wt);
+            let wu = randt(&mut r, &[k, n], 0.5, wt);
+            let got = run1(
+                Op::MatMulSiluMul(MatMulSiluMul),
+                &[Some(&a), Some(&wg), Some(&wu)],
+            )
+            .unwrap();
+            let want = mat_mul_silu_mul::mat_mul_silu_mul_slow(&a, &wg, &wu).unwrap();
+            // f16 activations: the primitive chain rounds to f16 after each of
+            // its five ops, the fused kernel once, so a few f16 ulps (2^-11).
+            let t = if dt == DType::F16 { 1e-2 } else { 1e-5 };
+            assert_close(
+                &got,
+                &want,
+                t,
+                &format!("MatMulSiluMul {dt} x {wt} A {a_shape:?} N {n}"),
+            );
+        }
+    }
+    // Mismatched weights and a missing input are errors, not panics.
+    let a = randt(&mut r, &[1, 3, 8], 1.0, DType::F32);
+    let wg = randt(&mut r, &[8, 5], 1.0, DType::F32);
+    let wu = randt(&mut r, &[8, 6], 1.0, DType::F32);
+    let err = run1(
+        Op::MatMulSiluMul(MatMulSiluMul),
+        &[Some(&a), Some(&wg), Some(&wu)],
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("differ"), "{err:#}");
+    let err = run1(
+        Op::MatMulSiluMul(MatMulSiluMul),
+        &[Some(&a), Some(&wg), None],
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("up weight"), "{err:#}");
+}
+
+#[test]
+fn mat_mul_multi_matches_primitive_mat_muls() {
+    let mut r = rng();
+    for (dt, wt) in WEIGHT_DTYPES {
+        for (lead, k) in [(vec![1, 1], 37), (vec![2, 37], 45)] {
+            let mut a_shape = lead.clone();
+            a_shape.push(k);
+            let a = randt(&mut r, &a_shape, 1.0, dt);
+            for ns in [vec![29, 7], vec![67, 13, 13]] {
+                let ws: Vec<Tensor> = ns
+                    .iter()
+                    .map(|&n| randt(&mut r, &[k, n], 1.0, wt))
+                    .collect();
+                let mut ins = vec![Some(&a)];
+                ins.extend(ws.iter().map(Some));
+                let got = eval(&Op::MatMulMulti(MatMulMulti), &ins).unwrap();
+                let refs: Vec<&Tensor> = ws.iter().collect();
+                let want = mat_mul_multi::mat_mul_multi_slow(&a, &refs).unwrap();
+                assert_eq!(got.len(), ns.len());
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_close(
+                        g,
+                        w,
+                        tol(dt),
+                        &format!("MatMulMulti {dt} x {wt} A {a_shape:?} N {ns:?} output {i}"),
+                    );
+                }
+            }
+        }
+    }
+    let a = randt(&mut r, &[1, 3, 8], 1.0, DType::F32);
+    let w = randt(&mut r, &[8, 5], 1.0, DType::F32);
+    let bad = randt(&mut r, &[7, 5], 1.0, DType::F32);
+    let err = eval(
+        &Op::MatMulMulti(MatMulMulti),
+        &[Some(&a), Some(&w), Some(&bad)],
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("weight 1"), "{err:#}");
+    let err = eval(&Op::MatMulMulti(MatMulMulti), &[Some(&a)]).unwrap_err();
+    assert!(format!("{err:#}").contains("weight 0"), "{err:#}");
+}
+
+#[test]
+fn rotary_embedding_pair_matches_two_rotaries() {
+    let mut r = rng();
+    let (max_pos, half) = (40, 8);
+    let cos = randt(&mut r, &[max_pos, half], 1.0, DType::F32);
+    let sin = randt(&mut r, &[max_pos, half], 1.0, DType::F32);
+    let pos_v: Vec<i64> = (0..2 * 5)
+        .map(|_| r.random_range(0..max_pos as i64))
+        .collect();
+    let pos = Tensor::from_vec(vec![2, 5], pos_v);
+    for interleaved in [false, true] {
+        // 3-D with 3 query and 1 key heads, 3-D with num_heads 0 (head size
+        // from the cache), 4-D, and a partial rotary (rotary_embedding_dim).
+        for (s0, s1, heads, dim) in [
+            (vec![2, 5, 48], vec![2, 5, 16], [3, 1], 0),
+            (vec![2, 5, 48], vec![2, 5, 16], [0, 0], 0),
+            (vec![2, 3, 5, 16], vec![2, 1, 5, 16], [3, 1], 0),
+            (vec![2, 5, 96], vec![2, 5, 32], [3, 1], 16),
+        ] {
+            let op = RotaryEmbeddingPair {
+                interleaved,
+                num_heads: heads,
+                rotary_embedding_dim: dim,
+                scale: 1.0,
+            };
+            let x0 = randt(&mut r, &s0, 2.0, DType::F32);
+            let x1 = randt(&mut r, &s1, 2.0, DType::F32);
+            let got = eval(
+                &Op::RotaryEmbeddingPair(op.clone()),
+                &[Some(&x0), Some(&x1), Some(&pos), Some(&cos), Some(&sin)],
+            )
+            .unwrap();
+            let want = rotary_embedding_pair::rotary_embedding_pair_slow(
+                &op,
+                [&x0, &x1],
+                &pos,
+                &cos,
+                &sin,
+            )
+            .unwrap();
+            for i in 0..2 {
+                assert_close(
+                    &got[i],
+                    &want[i],
+                    0.0,
+                    &format!("RotaryEmbeddingPair {op:?} x{i}"),
+                );
+            }
+            // The rotary really ran: x0 changed.
+            assert_ne!(got[0].to_f32_vec().unwrap(), x0.to_f32_vec().unwrap());
+        }
+    }
+    let x = randt(&mut r, &[2, 5, 48], 1.0, DType::F32);
+    let op = Op::RotaryEmbeddingPair(RotaryEmbeddingPair {
+        interleaved: false,
+        num_heads: [3, 1],
+        rotary_embedding_dim: 0,
+        scale: 1.0,
+    });
+    let err = eval(&op, &[Some(&x), None, Some(&pos), Some(&cos), Some(&sin)]).unwrap_err();
+    assert!(format!("{err:#}").contains("x1"), "{err:#}");
+}
+
+// ---- FusedElementwise ----
+
+use cellm_cpu::ops::fused_elementwise::fused_elementwise_slow;
+use cellm_ir::ops::{BinaryOp, FusedElementwise, Instr, UnaryOp};
+
+/// A random program over `n_in` inputs that reads every input and uses every
+/// instruction kind, with operands kept in each function's domain (Sqrt/Log
+/// of |a| (+1), Div/Reciprocal by |b| + 1, Exp of a tanh, Pow of |a| + 0.5)
+/// so both sides compute finite values of modest size.
+fn random_program(r: &mut StdRng, n_in: usize) -> (FusedElementwise, bool) {
+    let mut p: Vec<Instr> = Vec::new();
+    let mut transcendental = false;
+    fn push(p: &mut Vec<Instr>, n_in: usize, i: Instr) -> u16 {
+        p.push(i);
+        (n_in + p.len() - 1) as u16
+    }
+    let un = |op| move |x| Instr::Unary { op, x };
+    let bi = |op| move |a, b| Instr::Binary { op, a, b };
+    let mut pool: Vec<u16> = (0..n_in as u16).collect();
+    let mut used = vec![false; n_in + 512];
+    let steps = r.random_range(3..5);
+    for _ in 0..steps {
+        let a = pool[r.random_range(0..pool.len())];
+        let b = pool[r.random_range(0..pool.len())];
+        let abs1 = |p: &mut Vec<Instr>, x: u16, c: f32| {
+            let ax = push(p, n_in, un(UnaryOp::Abs)(x));
+            let k = push(p, n_in, Instr::Const(c));
+            push(p, n_in, bi(BinaryOp::Add)(ax, k))
+        };
+        let v = match r.random_range(0..11) {
+            0 => push(&mut p, n_in, bi(BinaryOp::Add)(a, b)),
+            1 => push(&mut p, n_in, bi(BinaryOp::Sub)(a, b)),
+            2 => push(&mut p, n_in, bi(BinaryOp::Mul)(a, b)),
+            3 => {
+                let d = abs1(&mut p, b, 1.0);
+                push(&mut p, n_in, bi(BinaryOp::Div)(a, d))
+            }
+            4 => {
+                let ax = push(&mut p, n_in, un(UnaryOp::Abs)(a));
+                push(&mut p, n_in, un(UnaryOp::Sqrt)(ax))
+            }
+            5 => {
+                transcendental = true;
+                let d = abs1(&mut p, a, 1.0);
+                push(&mut p, n_in, un(UnaryOp::Log)(d))
+            }
+            6 => {
+                transcendental = true;
+                let t = push(&mut p, n_in, un(UnaryOp::Tanh)(a));
+                push(&mut p, n_in, un(UnaryOp::Exp)(t))
+            }
+            7 => {
+                let d = abs1(&mut p, a, 1.0);
+                push(&mut p, n_in, un(UnaryOp::Reciprocal)(d))
+            }
+            8 => {
+                transcendental = true;
+                let base = abs1(&mut p, a, 0.5);
+                let e = if r.random_bool(0.5) {
+                    let c = [2.0, 0.5, -1.0, 3.0][r.random_range(0..4)];
+                    push(&mut p, n_in, Instr::Const(c))
+                } else {
+                    push(&mut p, n_in, un(UnaryOp::Sin)(b))
+                };
+                push(&mut p, n_in, bi(BinaryOp::Pow)(base, e))
+            }
+            9 => {
+                let op = [
+                    UnaryOp::Neg,
+                    UnaryOp::Relu,
+                    UnaryOp::Sigmoid,
+                    UnaryOp::Erf,
+                    UnaryOp::Cos,
+                ][r.random_range(0..5)];
+                transcendental |= matches!(op, UnaryOp::Sigmoid | UnaryOp::Erf | UnaryOp::Cos);
+                push(&mut p, n_in, un(op)(a))
+            }
+            _ => {
+                let k = push(&mut p, n_in, Instr::Const(r.random_range(-2.0..2.0)));
+                push(&mut p, n_in, bi(BinaryOp::Mul)(k, a))
+            }
+        };
+        pool.push(v);
+    }
+    // Every input and step reaches the output, so its shape is the inputs'
+    // broadcast.
+    for ins in &p {
+        match *ins {
+            Instr::Const(_) => {}
+            Instr::Unary { x, .. } => used[x as usize] = true,
+            Instr::Binary { a, b, .. } => {
+                used[a as usize] = true;
+                used[b as usize] = true;
+            }
+        }
+    }
+    let last = *pool.last().unwrap_or(&0);
+    let mut acc = last;
+    for &v in &pool {
+        if !used[v as usize] && v != last {
+            acc = push(&mut p, n_in, bi(BinaryOp::Add)(acc, v));
+        }
+    }
+    if p.is_empty() {
+        push(&mut p, n_in, un(UnaryOp::Neg)(acc));
+    }
+    (FusedElementwise { program: p }, transcendental)
+}
+
+/// Shapes of `n` inputs broadcasting to `out` (some dims 1, some ranks lower).
+fn broadcast_shapes_for(r: &mut StdRng, out: &[usize], n: usize) -> Vec<Vec<usize>> {
+    (0..n)
+        .map(|k| {
+            if k == 0 {
+                return out.to_vec();
+            }
+            let drop = r.random_range(0..=out.len());
+            out[drop..]
+                .iter()
+                .map(|&d| if r.random_bool(0.3) { 1 } else { d })
+                .collect()
+        })
+        .collect()
+}
+
+/// The interpreter against the primitive kernels run one op at a time, on
+/// random programs and broadcast shapes (below and above the threading
+/// threshold). f32: bit-equal (tolerance 0), as both run the same f32
+/// functions in the same order. f16: 1e-2, the fused kernel rounds once
+/// (and keeps f32 immediates) where the chain rounds after each of up to
+/// ~30 ops (2^-11 each, amplified at most a few times by Pow/Exp).
+#[test]
+fn fused_elementwise_matches_primitive_chain() {
+    let mut r = rng();
+    for case in 0..40 {
+        let n_in = r.random_range(1..=6);
+        let (op, _) = random_program(&mut r, n_in);
+        let out: Vec<usize> = if case % 4 == 0 {
+            vec![3, 70, 129]
+        } else {
+            (0..r.random_range(0..5))
+                .map(|_| r.random_range(1..6))
+                .collect()
+        };
+        let shapes = broadcast_shapes_for(&mut r, &out, n_in);
+        for dtype in [DType::F32, DType::F16] {
+            let xs: Vec<Tensor> = shapes
+                .iter()
+                .map(|s| randt(&mut r, s, 1.5, dtype))
+                .collect();
+            let ins: Vec<Option<&Tensor>> = xs.iter().map(Some).collect();
+            let got = run1(Op::FusedElementwise(op.clone()), &ins).unwrap();
+            let want = fused_elementwise_slow(&op, &ins).unwrap();
+            let t = if dtype == DType::F16 { 1e-2 } else { 0.0 };
+            assert_close(
+                &got,
+                &want,
+                t,
+                &format!("case {case} {dtype} {shapes:?} {op:?}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_elementwise_rejects_bad_programs() {
+    let x = Tensor::from_vec(vec![2], vec![1.0f32, 2.0]);
+    let neg = |x| Instr::Unary {
+        op: UnaryOp::Neg,
+        x,
+    };
+    let run = |p: Vec<Instr>, ins: &[Option<&Tensor>]| {
+        run1(Op::FusedElementwise(FusedElementwise { program: p }), ins)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| format!("{e:#}"))
+    };
+    // Forward reference, op outside the set, empty program, too many inputs.
+    assert!(run(vec![neg(1)], &[Some(&x)]).contains("register 1"));
+    let not = Instr::Unary {
+        op: UnaryOp::Not,
+        x: 0,
+    };
+    assert!(run(vec![not], &[Some(&x)]).contains("Not"));
+    assert!(run(vec![], &[Some(&x)]).contains("instructions"));
+    assert!(run(vec![neg(0)], &[Some(&x); 7]).contains("inputs"));
+    // Mixed dtypes and non-broadcastable shapes.
+    let h = Tensor::from_vec(vec![2], vec![f16::ONE; 2]);
+    let add = Instr::Binary {
+        op: BinaryOp::Add,
+        a: 0,
+        b: 1,
+    };
+    assert!(run(vec![add], &[Some(&x), Some(&h)]).contains("input 1"));
+    let y = Tensor::from_vec(vec![3], vec![1.0f32; 3]);
+    assert!(run(vec![add], &[Some(&x), Some(&y)]).contains("FusedElementwise"));
 }

@@ -193,7 +193,17 @@ impl GpuSession {
 
     /// Same contract as `cellm_cpu::run`: inputs by name, outputs by name.
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-        self.run_inner(inputs, None)
+        Ok(self.run_inner(inputs, None, false)?.0)
+    }
+
+    /// Like [`GpuSession::run`], but the outputs stay on the device (no
+    /// readback, no wait): for feeding another session on the same context
+    /// (an embedding row into the decoder) without a round trip.
+    pub fn run_on_device(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<HashMap<String, DevTensor>> {
+        Ok(self.run_inner(inputs, None, true)?.1)
     }
 
     /// Empty device KV caches (capacity `cap_rows` tokens) for the graph
@@ -226,6 +236,24 @@ impl GpuSession {
         Ok(cache)
     }
 
+    /// Keeps input `name` of the next runs with `cache` on the device as an
+    /// all-ones [1, len] i64 tensor (an attention mask with no padding):
+    /// nothing is uploaded per run; the buffer is filled once and regrown
+    /// by doubling when `len` passes its capacity.
+    pub fn set_resident_ones(&self, cache: &mut GpuKvCache, name: &str, len: usize) -> Result<()> {
+        let mut k = Kern::new(
+            &self.ctx,
+            &self.pipelines,
+            KernConfig {
+                poison: false,
+                ..self.cfg
+            },
+        );
+        cache.set_ones(&mut k, name, len)?;
+        k.flush();
+        Ok(())
+    }
+
     /// Like [`GpuSession::run`], with the inputs held by `cache` bound to its
     /// device buffers (callers leave them out of `inputs`) and KvCacheAppend on
     /// them writing the new rows in place. Outputs made by those appends (the
@@ -237,7 +265,10 @@ impl GpuSession {
         cache: &mut GpuKvCache,
     ) -> Result<HashMap<String, Tensor>> {
         let start = cache.names().next().and_then(|n| cache.rows(n));
-        let result = self.run_inner(inputs, Some(&mut *cache));
+        let result = self
+            .run_inner(inputs, Some(&mut *cache), false)
+            .map(|r| r.0);
+        cache.clear_bound();
         if result.is_err() {
             if let Some(rows) = start {
                 cache.truncate(rows);
@@ -246,11 +277,15 @@ impl GpuSession {
         result
     }
 
+    /// Runs the graph; outputs are read back, or with `keep_on_device`
+    /// returned as device tensors (the second map).
+    #[allow(clippy::type_complexity)]
     fn run_inner(
         &self,
         inputs: &HashMap<String, Tensor>,
         mut cache: Option<&mut GpuKvCache>,
-    ) -> Result<HashMap<String, Tensor>> {
+        keep_on_device: bool,
+    ) -> Result<(HashMap<String, Tensor>, HashMap<String, DevTensor>)> {
         let g = &self.graph;
         let mut views: HashMap<String, DevTensor> = HashMap::new();
         if let Some(c) = cache.as_deref() {
@@ -261,6 +296,14 @@ impl GpuSession {
                     ));
                 }
                 views.insert(name.clone(), c.view(name)?);
+            }
+            for (name, view) in c.resident_views() {
+                if inputs.contains_key(name) {
+                    return Err(anyhow!(
+                        "input '{name}' is device-resident and must not be passed"
+                    ));
+                }
+                views.insert(name.clone(), view);
             }
         }
         {
@@ -346,13 +389,23 @@ impl GpuSession {
                 (None, None) => return Err(anyhow!("output '{name}' was not computed")),
             }
         }
-        let refs: Vec<&DevTensor> = pending.iter().map(|(_, d)| d).collect();
-        let tensors = k.read_back(&refs)?;
-        for ((name, _), t) in pending.into_iter().zip(tensors) {
-            out.insert(name, t);
+        let mut on_device = HashMap::new();
+        if keep_on_device {
+            for (name, t) in out.drain() {
+                on_device.insert(name, k.upload(&t)?);
+            }
+            k.flush();
+            on_device.extend(pending);
+        } else {
+            let refs: Vec<&DevTensor> = pending.iter().map(|(_, d)| d).collect();
+            let tensors = k.read_back(&refs)?;
+            for ((name, _), t) in pending.into_iter().zip(tensors) {
+                out.insert(name, t);
+            }
         }
-        // The run is finished on the device (read_back waited): every buffer
-        // not held elsewhere (weights, caches) goes back to the pool.
+        // Every buffer not held elsewhere (weights, caches, kept outputs) goes
+        // back to the pool: read_back waited, and without it queue order keeps
+        // this session's later runs after this one.
         for (v, slot) in slots.into_iter().enumerate() {
             if let (Some(d), false) = (slot.dev, g.initializers.contains_key(&v)) {
                 k.recycle(d);
@@ -361,7 +414,7 @@ impl GpuSession {
         if let Ok(mut s) = self.last_stats.lock() {
             *s = k.stats.clone();
         }
-        Ok(out)
+        Ok((out, on_device))
     }
 
     fn host_value(&self, k: &mut Kern, slot: &mut Slot) -> Result<Tensor> {

@@ -183,6 +183,9 @@ pub type PipelineCache = Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>;
 #[derive(Default)]
 pub struct BufferPool {
     free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Uniform blocks of finished runs (kept apart from storage buffers,
+    /// which are reused within a run).
+    uniform_blocks: Mutex<Vec<wgpu::Buffer>>,
 }
 
 impl BufferPool {
@@ -204,12 +207,34 @@ impl BufferPool {
         }
     }
 
+    fn take_uniform_block(&self) -> Option<wgpu::Buffer> {
+        self.uniform_blocks.lock().ok()?.pop()
+    }
+
+    fn give_uniform_blocks(&self, blocks: impl Iterator<Item = wgpu::Buffer>) {
+        if let Ok(mut f) = self.uniform_blocks.lock() {
+            f.extend(blocks);
+        }
+    }
+
     /// Bytes held by free buffers.
     pub fn free_bytes(&self) -> u64 {
         self.free
             .lock()
             .map(|f| f.iter().map(|(s, v)| s * v.len() as u64).sum())
             .unwrap_or(0)
+    }
+}
+
+impl Drop for Kern<'_> {
+    /// Uniform blocks go back to the pool's own list at the end of the run:
+    /// their queue writes land before a submit's commands, so a block must
+    /// never serve a later run before this run's commands are all submitted.
+    fn drop(&mut self) {
+        self.pass = None;
+        if let Some(pool) = self.pool {
+            pool.give_uniform_blocks(self.uniforms.blocks.drain(..));
+        }
     }
 }
 
@@ -259,9 +284,29 @@ pub struct Kern<'a> {
     pipelines: &'a PipelineCache,
     pool: Option<&'a BufferPool>,
     encoder: Option<wgpu::CommandEncoder>,
+    /// The open compute pass: consecutive dispatches share one pass (a pass
+    /// per dispatch costs real time per kernel on discrete GPUs).
+    pass: Option<wgpu::ComputePass<'static>>,
+    uniforms: UniformArena,
     pub cfg: KernConfig,
     pub stats: RunStats,
 }
+
+/// Uniform blocks of one run. Dispatches take consecutive slots of a few
+/// large buffers, written with one queue write per submit: a buffer per
+/// dispatch cost tens of microseconds each (hundreds per decode step).
+#[derive(Default)]
+struct UniformArena {
+    blocks: Vec<wgpu::Buffer>,
+    /// Bytes of every slot taken so far in this run.
+    data: Vec<u8>,
+    /// Slots already written to their blocks.
+    written: usize,
+}
+
+/// Slots per uniform block (64 KiB blocks).
+const UNIFORM_SLOTS: usize = 128;
+const UNIFORM_BLOCK_BYTES: u64 = (UNIFORM_SLOTS * UNIFORM_BYTES) as u64;
 
 fn chunk_sizes(total: u64, chunk: u64) -> Vec<u64> {
     let total = total.max(4).div_ceil(4) * 4;
@@ -286,6 +331,8 @@ impl<'a> Kern<'a> {
             pipelines,
             pool: None,
             encoder: None,
+            pass: None,
+            uniforms: UniformArena::default(),
             cfg,
             stats: RunStats::default(),
         }
@@ -314,7 +361,9 @@ impl<'a> Kern<'a> {
         self.cfg.caps
     }
 
+    /// The run's encoder, for commands outside compute passes (ends the open pass).
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
         let dev = &self.ctx.device;
         self.encoder.get_or_insert_with(|| {
             dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -439,17 +488,14 @@ impl<'a> Kern<'a> {
             bail!("{shader}: {n_bind} storage buffers (tensors split in chunks) exceed the device's {max_bind} per shader stage");
         }
         let pipeline = self.pipeline(shader, &layouts)?;
-        let uniform = self
-            .ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: &uniform_bytes(params)?,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let (uniform, offset) = self.uniform_slot(params)?;
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &uniform,
+                offset,
+                size: wgpu::BufferSize::new(UNIFORM_BYTES as u64),
+            }),
         }];
         for t in ts {
             for b in &t.store.chunks {
@@ -467,17 +513,70 @@ impl<'a> Kern<'a> {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-        let enc = self.encoder();
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
+        let pass = self.pass();
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        drop(pass);
         self.stats.dispatches += 1;
         Ok(())
+    }
+
+    /// The open compute pass, begun on the run's encoder when none is open.
+    fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let pass = self
+                .encoder()
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            self.pass = Some(pass);
+        }
+        self.pass.as_mut().expect("pass just opened")
+    }
+
+    /// The next uniform slot holding `params`: its block and byte offset.
+    fn uniform_slot(&mut self, params: &[u32]) -> Result<(wgpu::Buffer, u64)> {
+        let bytes = uniform_bytes(params)?;
+        let a = &mut self.uniforms;
+        let slot = a.data.len() / UNIFORM_BYTES;
+        let block = slot / UNIFORM_SLOTS;
+        if block == a.blocks.len() {
+            let pooled = self.pool.and_then(|p| p.take_uniform_block());
+            a.blocks.push(pooled.unwrap_or_else(|| {
+                self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("uniforms"),
+                    size: UNIFORM_BLOCK_BYTES,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            }));
+        }
+        a.data.extend_from_slice(&bytes);
+        Ok((
+            a.blocks[block].clone(),
+            ((slot % UNIFORM_SLOTS) * UNIFORM_BYTES) as u64,
+        ))
+    }
+
+    /// Queues the writes of the uniform slots taken since the last submit
+    /// (queue writes land before the next submit's commands).
+    fn write_uniforms(&mut self) {
+        let a = &mut self.uniforms;
+        let used = a.data.len() / UNIFORM_BYTES;
+        let mut slot = a.written;
+        while slot < used {
+            let block = slot / UNIFORM_SLOTS;
+            let end = used.min((block + 1) * UNIFORM_SLOTS);
+            self.ctx.queue.write_buffer(
+                &a.blocks[block],
+                ((slot % UNIFORM_SLOTS) * UNIFORM_BYTES) as u64,
+                &a.data[slot * UNIFORM_BYTES..end * UNIFORM_BYTES],
+            );
+            slot = end;
+        }
+        a.written = used;
     }
 
     /// Dispatches one thread per item (`n` items), folding large counts into y.
@@ -643,6 +742,8 @@ impl<'a> Kern<'a> {
 
     /// Submits what was encoded so far.
     pub fn flush(&mut self) {
+        self.pass = None;
+        self.write_uniforms();
         if let Some(enc) = self.encoder.take() {
             self.ctx.queue.submit([enc.finish()]);
             self.stats.submits += 1;

@@ -30,10 +30,23 @@ impl Entry {
     }
 }
 
+/// An all-ones i64 input (an attention mask without padding) kept on the
+/// device: a run binds it to a [1, len] prefix view, so a step uploads none
+/// of it, however long the context.
+struct Ones {
+    /// [1, capacity] of 1i64.
+    buf: DevTensor,
+    len: usize,
+}
+
 /// Device KV caches by past input name; made by [`crate::GpuSession::new_kv_cache`].
 #[derive(Default)]
 pub struct GpuKvCache {
     entries: HashMap<String, Entry>,
+    ones: HashMap<String, Ones>,
+    /// Inputs of the next run only, already on the device (e.g. the
+    /// embedding row another session computed): bound, not uploaded.
+    bound: HashMap<String, DevTensor>,
     pub(crate) cap_rows: usize,
 }
 
@@ -41,6 +54,8 @@ impl GpuKvCache {
     pub(crate) fn with_capacity(cap_rows: usize) -> GpuKvCache {
         GpuKvCache {
             entries: HashMap::new(),
+            ones: HashMap::new(),
+            bound: HashMap::new(),
             cap_rows: cap_rows.max(1),
         }
     }
@@ -60,7 +75,53 @@ impl GpuKvCache {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.entries.contains_key(name) || self.ones.contains_key(name)
+    }
+
+    /// Makes input `name` a device-resident all-ones [1, len] i64 tensor:
+    /// the buffer (capacity at least `len`, else the caches' capacity) is
+    /// filled once here and regrown by doubling; callers leave `name` out of
+    /// the run's inputs.
+    pub(crate) fn set_ones(&mut self, k: &mut Kern, name: &str, len: usize) -> Result<()> {
+        let have = self.ones.get(name).map_or(0, |o| o.buf.shape[1]);
+        if len > have {
+            let cap = len.max(have * 2).max(self.cap_rows);
+            let buf = k.upload(&cellm_ir::Tensor::from_vec(vec![1, cap], vec![1i64; cap]))?;
+            self.ones.insert(name.to_string(), Ones { buf, len });
+        } else if let Some(o) = self.ones.get_mut(name) {
+            o.len = len;
+        }
+        Ok(())
+    }
+
+    /// Binds input `name` of the next run (only) to `value`, a device tensor
+    /// of this device (made by any session on the same context); callers
+    /// leave `name` out of the run's inputs.
+    pub fn bind_input(&mut self, name: &str, value: DevTensor) {
+        self.bound.insert(name.to_string(), value);
+    }
+
+    /// Forgets the one-run bindings (after each run).
+    pub(crate) fn clear_bound(&mut self) {
+        self.bound.clear();
+    }
+
+    /// The device-resident inputs (all-ones masks and one-run bindings) as
+    /// bound for the next run.
+    pub(crate) fn resident_views(&self) -> impl Iterator<Item = (&String, DevTensor)> {
+        self.ones
+            .iter()
+            .map(|(name, o)| {
+                (
+                    name,
+                    DevTensor {
+                        store: o.buf.store.clone(),
+                        dtype: DType::I64,
+                        shape: vec![1, o.len],
+                    },
+                )
+            })
+            .chain(self.bound.iter().map(|(name, d)| (name, d.clone())))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &String> {
@@ -71,11 +132,13 @@ impl GpuKvCache {
         self.entries.get(name).map(|e| e.rows)
     }
 
-    /// Device bytes held by all caches.
+    /// Device bytes held by all caches (resident masks included).
     pub fn capacity_bytes(&self) -> u64 {
         self.entries
             .values()
-            .flat_map(|e| e.buf.store.chunks.iter().map(|b| b.size()))
+            .map(|e| &e.buf)
+            .chain(self.ones.values().map(|o| &o.buf))
+            .flat_map(|b| b.store.chunks.iter().map(|c| c.size()))
             .sum()
     }
 

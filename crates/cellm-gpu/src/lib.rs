@@ -17,5 +17,5 @@ pub mod shaders;
 
 pub use device::{list_adapters, AdapterReport, Caps, GpuContext};
 pub use executor::{GpuSession, SessionOptions};
-pub use kernel::RunStats;
+pub use kernel::{DevTensor, RunStats};
 pub use kv_cache::GpuKvCache;

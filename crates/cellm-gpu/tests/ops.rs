@@ -721,6 +721,271 @@ fn rotary_and_attention() {
     );
 }
 
+/// Attention over a long key range (decode against a long cache): the
+/// blocked kernel's 256-key tiles, its per-group online softmax and the
+/// final merge, with head dims that are not a multiple of 8 (20), the real
+/// model's 64 and the largest (256), grouped key/value heads in both cache
+/// layouts, causal rows (S = 3), key-padding masks ([B, T] and [B, S, T],
+/// random holes plus a padded tail) and an attention bias. V is centred on 1
+/// so outputs are O(1) and the 1e-4 tolerance is effectively relative.
+#[test]
+fn long_context_attention() {
+    let mut r = rng();
+    let b = 2;
+    let mut case = 0;
+    for t in [700usize, 2100] {
+        for s in [1usize, 3] {
+            for masked in [false, true] {
+                // (head dim, heads, kv heads)
+                let (d, h, g) = [(64, 9, 3), (20, 4, 2), (64, 9, 3), (256, 2, 1)][case % 4];
+                let bnsh = (case / 2) % 2 == 1;
+                case += 1;
+                let kv_shape = if bnsh {
+                    vec![b, g, t, d]
+                } else {
+                    vec![b, t, g * d]
+                };
+                let mask = masked.then(|| {
+                    let shape = if t == 700 { vec![b, t] } else { vec![b, s, t] };
+                    let n: usize = shape.iter().product();
+                    let row = *shape.last().unwrap();
+                    let v: Vec<i64> = (0..n)
+                        .map(|i| {
+                            let padded = i >= n - n / b && i % row >= row - 37;
+                            i64::from(!padded && !r.random_bool(0.1))
+                        })
+                        .collect();
+                    Tensor::from_vec(shape, v)
+                });
+                let bias = (!masked && s == 3).then(|| randf(&mut r, &[1, h, s, t], -2.0, 0.0));
+                let what = format!(
+                    "attention t={t} s={s} d={d} h={h} g={g} bnsh={bnsh} mask={:?} bias={}",
+                    mask.as_ref().map(|m| m.shape().to_vec()),
+                    bias.is_some()
+                );
+                check(
+                    &what,
+                    Op::MultiHeadAttention(MultiHeadAttention {
+                        num_heads: h,
+                        scale: None,
+                        mask_filter_value: -10000.0,
+                        unidirectional: true,
+                        kv_num_heads: Some(g),
+                    }),
+                    vec![
+                        In::Run(randf(&mut r, &[b, s, h * d], -2.0, 2.0)),
+                        In::Run(randf(&mut r, &kv_shape, -1.0, 1.0)),
+                        In::Run(randf(&mut r, &kv_shape, -1.0, 3.0)),
+                        In::None,
+                        mask.map_or(In::None, In::Run),
+                        bias.map_or(In::None, In::Run),
+                    ],
+                    RED,
+                );
+            }
+        }
+    }
+    // f16 cache (the fp16 graphs' decode step) over several tiles.
+    let (t, d, h, g) = (1300, 64, 6, 2);
+    check(
+        "attention f16 t=1300 s=1",
+        Op::MultiHeadAttention(MultiHeadAttention {
+            num_heads: h,
+            scale: None,
+            mask_filter_value: -10000.0,
+            unidirectional: true,
+            kv_num_heads: Some(g),
+        }),
+        vec![
+            In::Run(randh(&mut r, &[b, 1, h * d])),
+            In::Run(randh(&mut r, &[b, t, g * d])),
+            In::Run(randh(&mut r, &[b, t, g * d])),
+        ],
+        HALF,
+    );
+}
+
+/// Runs `f` with the attention's split-K path forced to `splits` key chunks
+/// on this thread (lavapipe never splits on its own), then restores the
+/// automatic choice.
+fn with_key_splits(splits: usize, f: impl FnOnce()) {
+    cellm_gpu::ops::multi_head_attention::force_key_splits(Some(splits));
+    f();
+    cellm_gpu::ops::multi_head_attention::force_key_splits(None);
+}
+
+fn gqa(h: usize, g: usize) -> Op {
+    Op::MultiHeadAttention(MultiHeadAttention {
+        num_heads: h,
+        scale: None,
+        mask_filter_value: -10000.0,
+        unidirectional: true,
+        kv_num_heads: Some(g),
+    })
+}
+
+/// Split-K attention (flash decoding: key chunks per workgroup, then the
+/// merge kernel), forced on: chunk edges inside 256-key tiles, grouped
+/// key/value heads in both cache layouts, causal rows (S = 3, so the first
+/// rows' last chunk is shorter or empty), key-padding masks whose padded
+/// tail covers whole chunks (lengths [B], [B, T], [B, S, T]: those chunks'
+/// scores sit ~10000 below the rest, so the merge must rescale them to 0),
+/// an attention bias, past_key/past_value joined with a causal S = 3 step,
+/// and f16 caches. V is centred on 1 so outputs are O(1) and the 1e-4
+/// tolerance is effectively relative (summation order differs from the CPU).
+#[test]
+fn split_k_attention() {
+    let mut r = rng();
+    let b = 2;
+    // (total keys, query rows, splits, head dim, heads, kv heads, bnsh, mask kind)
+    let cases = [
+        (700, 1, 3, 64, 9, 3, false, 1),
+        (700, 3, 8, 20, 4, 2, true, 2),
+        (2100, 1, 32, 64, 9, 3, true, 3),
+        (2100, 3, 5, 256, 2, 1, false, 0),
+        (2100, 3, 9, 64, 6, 2, false, 3),
+        (40, 3, 20, 20, 4, 2, false, 2),
+    ];
+    for (t, s, splits, d, h, g, bnsh, mask_kind) in cases {
+        let kv_shape = if bnsh {
+            vec![b, g, t, d]
+        } else {
+            vec![b, t, g * d]
+        };
+        // Batch 1 pads its last 45% of keys: at least one whole chunk.
+        let keep = t - t * 45 / 100;
+        let mask = match mask_kind {
+            1 => Some(Tensor::from_vec(vec![b], vec![t as i64, keep as i64])),
+            2 | 3 => {
+                let shape = if mask_kind == 2 {
+                    vec![b, t]
+                } else {
+                    vec![b, s, t]
+                };
+                let n: usize = shape.iter().product();
+                let v: Vec<i64> = (0..n)
+                    .map(|i| {
+                        let padded = i >= n / b && i % t >= keep;
+                        i64::from(!padded && !r.random_bool(0.1))
+                    })
+                    .collect();
+                Some(Tensor::from_vec(shape, v))
+            }
+            _ => None,
+        };
+        let bias = (mask_kind == 0).then(|| randf(&mut r, &[b, h, s, t], -2.0, 0.0));
+        let what = format!(
+            "split-K attention t={t} s={s} splits={splits} d={d} h={h} g={g} bnsh={bnsh} mask_kind={mask_kind} bias={}",
+            bias.is_some()
+        );
+        let inputs = vec![
+            In::Run(randf(&mut r, &[b, s, h * d], -2.0, 2.0)),
+            In::Run(randf(&mut r, &kv_shape, -1.0, 1.0)),
+            In::Run(randf(&mut r, &kv_shape, -1.0, 3.0)),
+            In::None,
+            mask.map_or(In::None, In::Run),
+            bias.map_or(In::None, In::Run),
+        ];
+        with_key_splits(splits, || check(&what, gqa(h, g), inputs, RED));
+    }
+    // past_key/past_value (present K/V copied, one K/V head per head) with a
+    // causal 3-row step and a padded tail.
+    let (h, d, s) = (4, 20, 3);
+    for (past, splits) in [(697usize, 4usize), (2097, 11)] {
+        let total = past + s;
+        let keep = total - 300;
+        let mask: Vec<i64> = (0..b * total)
+            .map(|i| i64::from(i < total || i % total < keep))
+            .collect();
+        let op = MultiHeadAttention {
+            num_heads: h,
+            scale: None,
+            mask_filter_value: -10000.0,
+            unidirectional: true,
+            kv_num_heads: None,
+        };
+        let inputs = vec![
+            In::Run(randf(&mut r, &[b, s, h * d], -2.0, 2.0)),
+            In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[b, s, h * d], -1.0, 3.0)),
+            In::None,
+            In::Run(Tensor::from_vec(vec![b, total], mask)),
+            In::None,
+            In::Run(randf(&mut r, &[b, h, past, d], -1.0, 1.0)),
+            In::Run(randf(&mut r, &[b, h, past, d], -1.0, 3.0)),
+        ];
+        let what = format!("split-K attention past={past} s={s} splits={splits}");
+        with_key_splits(splits, || {
+            check(&what, Op::MultiHeadAttention(op), inputs, RED)
+        });
+    }
+    // f16 caches (the fp16 graphs' decode step), S = 1 and a causal S = 3.
+    for (t, s, splits) in [(2100usize, 1usize, 7usize), (700, 3, 6)] {
+        let (d, h, g) = (64, 6, 2);
+        let inputs = vec![
+            In::Run(randh(&mut r, &[b, s, h * d])),
+            In::Run(randh(&mut r, &[b, t, g * d])),
+            In::Run(randh(&mut r, &[b, t, g * d])),
+        ];
+        let what = format!("split-K attention f16 t={t} s={s} splits={splits}");
+        with_key_splits(splits, || check(&what, gqa(h, g), inputs, HALF));
+    }
+}
+
+/// The split path really runs when forced (chunk kernel + merge: two
+/// dispatches) and lavapipe keeps its single dispatch otherwise.
+#[test]
+fn split_k_attention_dispatches() {
+    use cellm_gpu::{GpuSession, SessionOptions};
+    use cellm_ir::{Dim, Fact, Graph, Node};
+    let Some(ctx) = common::gpu() else { return };
+    let mut r = rng();
+    let (b, t, d, h, g) = (1, 2100, 64, 9, 3);
+    let mut graph = Graph::new("t");
+    let mut feeds = std::collections::HashMap::new();
+    let mut ids = vec![];
+    for (i, x) in [
+        randf(&mut r, &[b, 1, h * d], -2.0, 2.0),
+        randf(&mut r, &[b, t, g * d], -1.0, 1.0),
+        randf(&mut r, &[b, t, g * d], -1.0, 3.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("in{i}");
+        let fact = Fact::new(
+            x.dtype(),
+            Some(x.shape().iter().map(|&n| Dim::Known(n)).collect()),
+        );
+        ids.push(Some(graph.add_input(&name, fact)));
+        feeds.insert(name, x);
+    }
+    let out = graph.value("out");
+    graph.outputs = vec![out];
+    graph
+        .add_node(Node {
+            name: "mha".into(),
+            op: gqa(h, g),
+            inputs: ids,
+            outputs: vec![Some(out)],
+        })
+        .unwrap();
+    graph.infer_facts().unwrap();
+    let cpu = ctx.adapter.device_type == "Cpu";
+    for forced in [None, Some(16)] {
+        cellm_gpu::ops::multi_head_attention::force_key_splits(forced);
+        let s = GpuSession::with_context(ctx.clone(), graph.clone(), SessionOptions::default())
+            .unwrap();
+        s.run(&feeds).unwrap();
+        cellm_gpu::ops::multi_head_attention::force_key_splits(None);
+        let st = s.last_stats();
+        assert!(st.host_ops.is_empty(), "{:?}", st.host_ops);
+        // Off lavapipe 9 rows over 2100 keys split on their own.
+        let want = if forced.is_some() || !cpu { 2 } else { 1 };
+        assert_eq!(st.dispatches, want, "forced {forced:?} on {}", ctx.adapter);
+    }
+}
+
 /// Tensors above the (lowered) binding limit, the GEMV path, big dispatches
 /// that must be folded, and f16 data at odd element offsets. `check` runs each
 /// case again with every tensor split over several bindings.

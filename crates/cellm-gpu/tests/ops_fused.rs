@@ -1,4 +1,5 @@
-//! The fused-op GPU kernels (Gelu, SiluMul, MatMulEpilogue) against the CPU
+//! The fused-op GPU kernels (Gelu, SiluMul, MatMulEpilogue, MatMulSiluMul,
+//! MatMulMulti, RotaryEmbeddingPair) against the CPU
 //! kernels (`cellm_cpu::ops::eval`) on fresh random inputs (seed printed; set
 //! CELLM_TEST_SEED to replay), in f32 and f16, with every device buffer
 //! poisoned before it is written, tensors also split over small bindings,
@@ -138,6 +139,352 @@ fn mat_mul_epilogue_tiles_and_gemv() {
                     tol,
                 );
             }
+        }
+    }
+}
+
+// ---- Launch-count fusions: MatMulSiluMul, MatMulMulti, RotaryEmbeddingPair ----
+//
+// One row (the gemv kernels) and 37 rows (the tiled kernels), odd K and N
+// across tile edges. Tolerances as above: 1e-4 for f32 activations (f32
+// accumulation in another order; f16 weights are the same halves on both
+// sides, widened exactly), 1e-2 for f16 activations and outputs.
+
+use cellm_ir::ops::{MatMulMulti, MatMulSiluMul, RotaryEmbeddingPair};
+
+/// (A dtype, weight dtype, tolerance).
+const WEIGHTS: [(DType, DType, f64); 3] = [
+    (DType::F32, DType::F32, RED),
+    (DType::F32, DType::F16, RED),
+    (DType::F16, DType::F16, HALF),
+];
+
+#[test]
+fn mat_mul_silu_mul_gemv_and_tiles() {
+    let mut r = rng();
+    for (lead, k, n) in [
+        (vec![1, 1], 301, 131),
+        (vec![1, 37], 45, 67),
+        (vec![2, 37], 131, 29),
+    ] {
+        for (dt, wt, tol) in WEIGHTS {
+            let mut a_shape = lead.clone();
+            a_shape.push(k);
+            let a = randt(&mut r, &a_shape, 0.5, dt);
+            let wg = randt(&mut r, &[k, n], 0.5, wt);
+            let wu = randt(&mut r, &[k, n], 0.5, wt);
+            check(
+                &format!("MatMulSiluMul {dt} x {wt} A {a_shape:?} N {n}"),
+                Op::MatMulSiluMul(MatMulSiluMul),
+                vec![In::Run(a), In::Const(wg), In::Const(wu)],
+                tol,
+            );
+        }
+    }
+}
+
+#[test]
+fn mat_mul_multi_gemv_and_tiles() {
+    let mut r = rng();
+    for (lead, k) in [(vec![1, 1], 301), (vec![1, 37], 45)] {
+        for ns in [vec![131, 29], vec![67, 13, 77]] {
+            for (dt, wt, tol) in WEIGHTS {
+                let mut a_shape = lead.clone();
+                a_shape.push(k);
+                let mut inputs = vec![In::Run(randt(&mut r, &a_shape, 1.0, dt))];
+                inputs.extend(
+                    ns.iter()
+                        .map(|&n| In::Const(randt(&mut r, &[k, n], 1.0, wt))),
+                );
+                check(
+                    &format!("MatMulMulti {dt} x {wt} A {a_shape:?} N {ns:?}"),
+                    Op::MatMulMulti(MatMulMulti),
+                    inputs,
+                    tol,
+                );
+            }
+        }
+    }
+}
+
+/// The pair against the CPU kernel (which runs the single op's kernel on
+/// each input, so the pair matches the two rotaries it replaces).
+#[test]
+fn rotary_embedding_pair_matches_single_rotaries() {
+    let mut r = rng();
+    let (max_pos, half) = (64, 8);
+    for (dtype, tol) in [(DType::F32, ELEM), (DType::F16, HALF)] {
+        let cos = randt(&mut r, &[max_pos, half], 1.0, dtype);
+        let sin = randt(&mut r, &[max_pos, half], 1.0, dtype);
+        for interleaved in [false, true] {
+            // 3-D with 9 query and 3 key heads (one row and 37), num_heads 0,
+            // 4-D, and a partial rotary.
+            for (s0, s1, heads, dim) in [
+                (vec![1, 1, 144], vec![1, 1, 48], [9, 3], 0),
+                (vec![1, 37, 144], vec![1, 37, 48], [9, 3], 0),
+                (vec![2, 5, 48], vec![2, 5, 16], [0, 0], 0),
+                (vec![2, 3, 5, 16], vec![2, 1, 5, 16], [3, 1], 0),
+                (vec![1, 37, 96], vec![1, 37, 32], [3, 1], 16),
+            ] {
+                let (b, s) = (s0[0], if s0.len() == 4 { s0[2] } else { s0[1] });
+                let pos_v: Vec<i64> = (0..b * s)
+                    .map(|_| r.random_range(0..max_pos as i64))
+                    .collect();
+                let pos = Tensor::from_vec(vec![b, s], pos_v);
+                let op = RotaryEmbeddingPair {
+                    interleaved,
+                    num_heads: heads,
+                    rotary_embedding_dim: dim,
+                    scale: 1.0,
+                };
+                let x0 = randt(&mut r, &s0, 2.0, dtype);
+                let x1 = randt(&mut r, &s1, 2.0, dtype);
+                check(
+                    &format!("RotaryEmbeddingPair {dtype} {op:?} {s0:?} {s1:?}"),
+                    Op::RotaryEmbeddingPair(op),
+                    vec![
+                        In::Run(x0),
+                        In::Run(x1),
+                        In::Run(pos),
+                        In::Const(cos.clone()),
+                        In::Const(sin.clone()),
+                    ],
+                    tol,
+                );
+            }
+        }
+    }
+}
+
+/// Weights split over so many bindings that the fused launch would exceed
+/// the device's storage buffers per stage: MatMulMulti and MatMulSiluMul
+/// take their per-weight fallbacks (the "split" run; the default run takes
+/// the fused kernels), with the same results.
+#[test]
+fn fused_products_fall_back_when_bindings_run_out() {
+    let Some(ctx) = common::gpu() else { return };
+    let limit = ctx.limits.max_storage_buffers_per_shader_stage as usize;
+    // c chunks per weight: three (or two) weights exceed the limit, one
+    // weight with A, bias, residual and output still fits.
+    let c = limit / 2;
+    let (k, n) = (301, 131);
+    if limit < 8 || k * n * 4 / c < 4096 {
+        println!("storage buffer limit {limit}: chunks would be too small, skipped");
+        return;
+    }
+    println!("storage buffers per stage {limit}: {c} chunks per weight");
+    let setup = Setup {
+        split_parts: c as u64,
+        device_bytes: false,
+        f16_from_inputs: false,
+        f16_split: false,
+    };
+    let mut r = rng();
+    let a = randt(&mut r, &[1, 1, k], 1.0, DType::F32);
+    let ws: Vec<Tensor> = (0..3)
+        .map(|_| randt(&mut r, &[k, n], 1.0, DType::F32))
+        .collect();
+    let mut inputs = vec![In::Run(a.clone())];
+    inputs.extend(ws.iter().cloned().map(In::Const));
+    check_with(
+        setup,
+        &format!("MatMulMulti split in {c} chunks per weight"),
+        Op::MatMulMulti(MatMulMulti),
+        inputs,
+        RED,
+    );
+    check_with(
+        setup,
+        &format!("MatMulSiluMul split in {c} chunks per weight"),
+        Op::MatMulSiluMul(MatMulSiluMul),
+        vec![
+            In::Run(a),
+            In::Const(ws[0].clone()),
+            In::Const(ws[1].clone()),
+        ],
+        RED,
+    );
+}
+
+// ---- FusedElementwise ----
+
+use cellm_ir::ops::{BinaryOp, FusedElementwise, Instr, UnaryOp};
+
+/// A random program over `n_in` inputs that reads every input and uses every
+/// instruction kind, with operands kept in each function's domain (Sqrt/Log
+/// of |a| (+1), Div/Reciprocal by |b| + 1, Exp of a tanh, Pow of |a| + 0.5)
+/// so both sides compute finite values of modest size.
+fn random_program(r: &mut StdRng, n_in: usize) -> (FusedElementwise, bool) {
+    let mut p: Vec<Instr> = Vec::new();
+    let mut transcendental = false;
+    fn push(p: &mut Vec<Instr>, n_in: usize, i: Instr) -> u16 {
+        p.push(i);
+        (n_in + p.len() - 1) as u16
+    }
+    let un = |op| move |x| Instr::Unary { op, x };
+    let bi = |op| move |a, b| Instr::Binary { op, a, b };
+    let mut pool: Vec<u16> = (0..n_in as u16).collect();
+    let mut used = vec![false; n_in + 512];
+    let steps = r.random_range(3..5);
+    for _ in 0..steps {
+        let a = pool[r.random_range(0..pool.len())];
+        let b = pool[r.random_range(0..pool.len())];
+        let abs1 = |p: &mut Vec<Instr>, x: u16, c: f32| {
+            let ax = push(p, n_in, un(UnaryOp::Abs)(x));
+            let k = push(p, n_in, Instr::Const(c));
+            push(p, n_in, bi(BinaryOp::Add)(ax, k))
+        };
+        let v = match r.random_range(0..11) {
+            0 => push(&mut p, n_in, bi(BinaryOp::Add)(a, b)),
+            1 => push(&mut p, n_in, bi(BinaryOp::Sub)(a, b)),
+            2 => push(&mut p, n_in, bi(BinaryOp::Mul)(a, b)),
+            3 => {
+                let d = abs1(&mut p, b, 1.0);
+                push(&mut p, n_in, bi(BinaryOp::Div)(a, d))
+            }
+            4 => {
+                let ax = push(&mut p, n_in, un(UnaryOp::Abs)(a));
+                push(&mut p, n_in, un(UnaryOp::Sqrt)(ax))
+            }
+            5 => {
+                transcendental = true;
+                let d = abs1(&mut p, a, 1.0);
+                push(&mut p, n_in, un(UnaryOp::Log)(d))
+            }
+            6 => {
+                transcendental = true;
+                let t = push(&mut p, n_in, un(UnaryOp::Tanh)(a));
+                push(&mut p, n_in, un(UnaryOp::Exp)(t))
+            }
+            7 => {
+                let d = abs1(&mut p, a, 1.0);
+                push(&mut p, n_in, un(UnaryOp::Reciprocal)(d))
+            }
+            8 => {
+                transcendental = true;
+                let base = abs1(&mut p, a, 0.5);
+                let e = if r.random_bool(0.5) {
+                    let c = [2.0, 0.5, -1.0, 3.0][r.random_range(0..4)];
+                    push(&mut p, n_in, Instr::Const(c))
+                } else {
+                    push(&mut p, n_in, un(UnaryOp::Sin)(b))
+                };
+                push(&mut p, n_in, bi(BinaryOp::Pow)(base, e))
+            }
+            9 => {
+                let op = [
+                    UnaryOp::Neg,
+                    UnaryOp::Relu,
+                    UnaryOp::Sigmoid,
+                    UnaryOp::Erf,
+                    UnaryOp::Cos,
+                ][r.random_range(0..5)];
+                transcendental |= matches!(op, UnaryOp::Sigmoid | UnaryOp::Erf | UnaryOp::Cos);
+                push(&mut p, n_in, un(op)(a))
+            }
+            _ => {
+                let k = push(&mut p, n_in, Instr::Const(r.random_range(-2.0..2.0)));
+                push(&mut p, n_in, bi(BinaryOp::Mul)(k, a))
+            }
+        };
+        pool.push(v);
+    }
+    // Every input and step reaches the output, so its shape is the inputs'
+    // broadcast.
+    for ins in &p {
+        match *ins {
+            Instr::Const(_) => {}
+            Instr::Unary { x, .. } => used[x as usize] = true,
+            Instr::Binary { a, b, .. } => {
+                used[a as usize] = true;
+                used[b as usize] = true;
+            }
+        }
+    }
+    let last = *pool.last().unwrap_or(&0);
+    let mut acc = last;
+    for &v in &pool {
+        if !used[v as usize] && v != last {
+            acc = push(&mut p, n_in, bi(BinaryOp::Add)(acc, v));
+        }
+    }
+    if p.is_empty() {
+        push(&mut p, n_in, un(UnaryOp::Neg)(acc));
+    }
+    (FusedElementwise { program: p }, transcendental)
+}
+
+/// Shapes of `n` inputs broadcasting to `out` (some dims 1, some ranks lower).
+fn broadcast_shapes_for(r: &mut StdRng, out: &[usize], n: usize) -> Vec<Vec<usize>> {
+    (0..n)
+        .map(|k| {
+            if k == 0 {
+                return out.to_vec();
+            }
+            let drop = r.random_range(0..=out.len());
+            out[drop..]
+                .iter()
+                .map(|&d| if r.random_bool(0.3) { 1 } else { d })
+                .collect()
+        })
+        .collect()
+}
+
+/// The interpreter shader against the CPU interpreter on random programs
+/// (every instruction kind, f32 immediates, tensor and constant Pow
+/// exponents) over 1 to 6 inputs of random broadcast shapes up to rank 5.
+/// Tolerance |gpu - cpu| <= tol * max(1, |cpu|): f32 1e-5 for programs of
+/// add, sub, mul, div, sqrt, abs, neg, relu, reciprocal (same op order; only division and
+/// sqrt may differ by an ulp), 1e-4 with exp/log/pow/erf/tanh/sigmoid/cos/sin
+/// (each side's own implementations, a few ulp, compounded over the chain);
+/// f16 1e-2 (one f16 ulp after slightly different f32 values). Tensors are
+/// split over at most ~3 bindings each so 7 bindings stay within lavapipe's
+/// limit of storage buffers per stage.
+#[test]
+fn fused_elementwise_random_programs() {
+    let mut r = rng();
+    let setup = Setup {
+        split_parts: 2,
+        device_bytes: false,
+        f16_from_inputs: true,
+        f16_split: true,
+    };
+    for case in 0..8 {
+        let n_in = r.random_range(1..=6);
+        let (op, transcendental) = random_program(&mut r, n_in);
+        let out: Vec<usize> = if case == 0 {
+            vec![2, 3, 4, 5, 2, 3, 2, 3]
+        } else {
+            (0..r.random_range(1..6))
+                .map(|_| r.random_range(1..9))
+                .collect()
+        };
+        let shapes = broadcast_shapes_for(&mut r, &out, n_in);
+        for dtype in [DType::F32, DType::F16] {
+            let tol = match (dtype, transcendental) {
+                (DType::F16, _) => HALF,
+                (_, true) => RED,
+                _ => ELEM,
+            };
+            let ins = shapes
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    let t = randt(&mut r, s, 1.5, dtype);
+                    if k % 2 == 0 {
+                        In::Run(t)
+                    } else {
+                        In::Const(t)
+                    }
+                })
+                .collect();
+            check_with(
+                setup,
+                &format!("FusedElementwise case {case} {dtype} {shapes:?} {op:?}"),
+                Op::FusedElementwise(op.clone()),
+                ins,
+                tol,
+            );
         }
     }
 }

@@ -16,6 +16,11 @@ pub trait Rule {
     fn reverse(&self) -> bool {
         false
     }
+    /// Run only in rounds where every pass before it changed nothing (see
+    /// [`Pass::late`]).
+    fn late(&self) -> bool {
+        false
+    }
 }
 
 /// Anything the pipeline can run: one sweep over the graph, returning the
@@ -23,6 +28,12 @@ pub trait Rule {
 pub trait Pass {
     fn name(&self) -> &'static str;
     fn run(&self, g: &mut Graph) -> Result<usize>;
+    /// Runs only in rounds where the passes before it changed nothing: a
+    /// catch-all fusion must not take patterns the others would still
+    /// find once a later round has folded or fused what they need.
+    fn late(&self) -> bool {
+        false
+    }
 }
 
 /// Adapts a [`Rule`] into a [`Pass`]: tries the rule at every node once.
@@ -31,6 +42,9 @@ pub struct RulePass<R: Rule>(pub R);
 impl<R: Rule> Pass for RulePass<R> {
     fn name(&self) -> &'static str {
         self.0.name()
+    }
+    fn late(&self) -> bool {
+        self.0.late()
     }
     fn run(&self, g: &mut Graph) -> Result<usize> {
         let mut order = g.topo_order()?;
@@ -86,7 +100,8 @@ impl Pipeline {
     }
 
     /// Cleanup and folding first (fusion guards look for constants), then the
-    /// fusions from the inside out: norms, rotary, attention, MHA layouts.
+    /// fusions from the inside out: norms, rotary, attention, MHA layouts,
+    /// activations and epilogues, then the fusions that only merge launches.
     pub fn default_passes() -> Pipeline {
         Pipeline::new(vec![
             Box::new(RulePass(passes::dce::Dce)),
@@ -106,6 +121,20 @@ impl Pipeline {
             Box::new(RulePass(passes::gelu::GeluFusion)),
             Box::new(RulePass(passes::silu_mul::SiluMulFusion)),
             Box::new(RulePass(passes::mat_mul_epilogue::MatMulEpilogueFusion)),
+            // Launch-count fusions last, so they take only what the fusions
+            // above leave: gate/up products under a SiluMul, then sibling
+            // projections of one activation (q/k/v), then the rotary pair
+            // those projections feed, then that pair into the projections.
+            Box::new(RulePass(passes::mat_mul_silu_mul::MatMulSiluMulFusion)),
+            Box::new(RulePass(passes::mat_mul_multi::MatMulMultiFusion)),
+            Box::new(RulePass(passes::rotary_pair::RotaryPairFusion)),
+            // Then the pair into the projections making its q and k.
+            Box::new(RulePass(
+                passes::mat_mul_multi_rotary::MatMulMultiRotaryFusion,
+            )),
+            // Catch-all: leftover float elementwise chains into one kernel,
+            // only once every pattern fusion above has settled (`late`).
+            Box::new(RulePass(passes::elementwise_chain::ElementwiseChain)),
         ])
     }
 
@@ -122,6 +151,9 @@ impl Pipeline {
             report.rounds += 1;
             let mut changed = 0;
             for p in &self.passes {
+                if p.late() && changed > 0 {
+                    continue;
+                }
                 let n = p.run(g)?;
                 if n > 0 {
                     // Later guards read shapes, so keep facts current.

@@ -1,5 +1,6 @@
 //! Before/after tests of the activation and epilogue fusions (gelu, silu_mul,
-//! mat_mul_epilogue) on hand-built graphs in the forms exporters write: the
+//! mat_mul_epilogue) and the launch-count fusions (mat_mul_silu_mul,
+//! mat_mul_multi, rotary_pair) on hand-built graphs in the forms exporters write: the
 //! guard fires on the pattern (any association of the products) and not on
 //! near misses, and the fused graph computes what the unfused graph computes
 //! (CPU interpreter, fresh random inputs; seed printed, CELLM_TEST_SEED replays).
@@ -457,4 +458,309 @@ fn mat_mul_epilogue_guard_rejects_near_misses() {
     );
     let mut g = finish(g, &["y"]);
     assert_eq!(pass().run(&mut g).unwrap(), 0);
+}
+
+// ---- Launch-count fusions: MatMulSiluMul, MatMulMulti, RotaryEmbeddingPair ----
+
+/// A random [rows, cols] f32 weight.
+fn weight(rng: &mut StdRng, rows: usize, cols: usize) -> Tensor {
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|_| rng.random_range(-0.5..0.5))
+        .collect();
+    Tensor::from_vec(vec![rows, cols], v)
+}
+
+/// SwiGLU as Llama exports it: (g · σ(g)) · u with g = x·Wg, u = x·Wu.
+fn swiglu_graph(seed: u64) -> Graph {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5161);
+    let mut g = graph(&["x"]);
+    // 1024 values each: the smallest weights f16_weights converts.
+    g.add_initializer("wg", weight(&mut rng, 16, 64));
+    g.add_initializer("wu", weight(&mut rng, 16, 64));
+    node(&mut g, "gate", Op::MatMul(MatMul), &["x", "wg"], &["gp"]);
+    node(&mut g, "up", Op::MatMul(MatMul), &["x", "wu"], &["up"]);
+    node(&mut g, "sig", un(UnaryOp::Sigmoid), &["gp"], &["s"]);
+    node(&mut g, "act", mul(), &["gp", "s"], &["a"]);
+    node(&mut g, "y", mul(), &["a", "up"], &["y"]);
+    g
+}
+
+#[test]
+fn mat_mul_silu_mul_fuses_and_matches() {
+    let s = seed();
+    let g0 = finish(swiglu_graph(s), &["y"]);
+    let mut g = g0.clone();
+    cellm_opt::optimize(&mut g).expect("optimize");
+    assert_close(&run(&g, s), &run(&g0, s));
+    assert_eq!(count(&g, "MatMulSiluMul"), 1);
+    assert_eq!(g.nodes.node_count(), 1, "one node: no MatMul is left");
+}
+
+/// f16_weights (run after the pipeline) converts every weight of the fused
+/// products; results stay within f16 weight rounding (2^-11 relative per
+/// weight over K = 16 terms: 1e-2 is ample) of the f32 graph.
+#[test]
+fn f16_weights_convert_fused_products() {
+    let s = seed();
+    let mut rng = StdRng::seed_from_u64(s ^ 0xf16);
+    let mut g = swiglu_graph(s);
+    g.add_initializer("w1", weight(&mut rng, 16, 64));
+    g.add_initializer("w2", weight(&mut rng, 16, 64));
+    node(&mut g, "p1", Op::MatMul(MatMul), &["x", "w1"], &["y1"]);
+    node(&mut g, "p2", Op::MatMul(MatMul), &["x", "w2"], &["y2"]);
+    let mut g = finish(g, &["y", "y1", "y2"]);
+    cellm_opt::optimize(&mut g).expect("optimize");
+    assert_eq!(count(&g, "MatMulSiluMul"), 1);
+    assert_eq!(count(&g, "MatMulMulti"), 1);
+    let f32_out = run(&g, s);
+    assert_eq!(passes::f16_weights::apply(&mut g).unwrap(), 4);
+    for ix in g.nodes.node_indices() {
+        for w in &g.nodes[ix].inputs[1..] {
+            assert_eq!(
+                g.values[w.unwrap()].fact.as_ref().unwrap().dtype,
+                DType::F16
+            );
+        }
+    }
+    for (a, b) in run(&g, s).iter().zip(&f32_out) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-2 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn mat_mul_silu_mul_guard_rejects_near_misses() {
+    let pass = || RulePass(passes::mat_mul_silu_mul::MatMulSiluMulFusion);
+    // silu_mul leaves the Sigmoid and inner Mul for DCE to remove.
+    let fused = |mut g: Graph| {
+        RulePass(passes::silu_mul::SiluMulFusion)
+            .run(&mut g)
+            .unwrap();
+        RulePass(passes::dce::Dce).run(&mut g).unwrap();
+        g.infer_facts().unwrap();
+        pass().run(&mut g).unwrap()
+    };
+    assert_eq!(fused(finish(swiglu_graph(1), &["y"])), 1);
+    // The gate product is also a graph output: it must still be written.
+    assert_eq!(fused(finish(swiglu_graph(1), &["y", "gp"])), 0);
+    // The products read different activations.
+    let mut g = swiglu_graph(1);
+    let x2 = g.add_input(
+        "x2",
+        Fact::new(
+            DType::F32,
+            Some(vec![Dim::Sym("b".into()), 5.into(), 16.into()]),
+        ),
+    );
+    let up = g
+        .nodes
+        .node_indices()
+        .find(|&i| g.nodes[i].name == "up")
+        .unwrap();
+    g.set_input(up, 0, Some(x2));
+    assert_eq!(fused(finish(g, &["y"])), 0);
+}
+
+/// q/k/v-style projections of one activation: [16, 12], [16, 4], [16, 4]
+/// (and a fourth [16, 8] when `four`), each read by an Identity.
+fn projections_graph(seed: u64, four: bool) -> (Graph, Vec<&'static str>) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9c7);
+    let mut g = graph(&["x"]);
+    let mut outs = vec![];
+    let mut ws = vec![("q", 12), ("k", 4), ("v", 4)];
+    if four {
+        ws.push(("o", 8));
+    }
+    for (name, n) in ws {
+        let (w, p, y): (&str, &str, &'static str) = match name {
+            "q" => ("wq", "pq", "yq"),
+            "k" => ("wk", "pk", "yk"),
+            "v" => ("wv", "pv", "yv"),
+            _ => ("wo", "po", "yo"),
+        };
+        g.add_initializer(w, weight(&mut rng, 16, n));
+        node(&mut g, name, Op::MatMul(MatMul), &["x", w], &[p]);
+        node(
+            &mut g,
+            &format!("{name}_id"),
+            un(UnaryOp::Identity),
+            &[p],
+            &[y],
+        );
+        outs.push(y);
+    }
+    (g, outs)
+}
+
+#[test]
+fn mat_mul_multi_fuses_and_matches() {
+    for four in [false, true] {
+        let s = seed();
+        let (g, outs) = projections_graph(s, four);
+        let g0 = finish(g, &outs);
+        let mut g = g0.clone();
+        cellm_opt::optimize(&mut g).expect("optimize");
+        assert_close(&run(&g, s), &run(&g0, s));
+        assert_eq!(count(&g, "MatMulMulti"), 1, "four: {four}");
+        // At most three weights per node: a fourth product stays a MatMul.
+        assert_eq!(count(&g, "MatMul"), usize::from(four), "four: {four}");
+        let ix = g
+            .nodes
+            .node_indices()
+            .find(|&i| matches!(g.nodes[i].op, Op::MatMulMulti(_)))
+            .unwrap();
+        assert_eq!(g.nodes[ix].inputs.len(), 4);
+        assert_eq!(g.nodes[ix].outputs.len(), 3);
+    }
+}
+
+#[test]
+fn mat_mul_multi_guard_rejects_near_misses() {
+    let pass = || RulePass(passes::mat_mul_multi::MatMulMultiFusion);
+    // Weights that are runtime inputs, not constants.
+    let mut g = graph(&["x"]);
+    for w in ["w1", "w2"] {
+        g.add_input(w, Fact::new(DType::F32, Some(vec![16.into(), 12.into()])));
+    }
+    node(&mut g, "a", Op::MatMul(MatMul), &["x", "w1"], &["p1"]);
+    node(&mut g, "b", Op::MatMul(MatMul), &["x", "w2"], &["p2"]);
+    let mut g = finish(g, &["p1", "p2"]);
+    assert_eq!(pass().run(&mut g).unwrap(), 0);
+    // One product feeds an Add (an epilogue or residual): only the other two fuse.
+    let s = seed();
+    let (mut g, outs) = projections_graph(s, true);
+    let po = g.find("po").unwrap();
+    let yo = g.find("yo").unwrap();
+    let o_id = g
+        .nodes
+        .node_indices()
+        .find(|&i| g.nodes[i].name == "o_id")
+        .unwrap();
+    g.remove_node(o_id);
+    g.add_initializer("bias", Tensor::zeros(DType::F32, vec![8]));
+    let bias = g.find("bias").unwrap();
+    g.add_node(Node {
+        name: "o_add".into(),
+        op: add(),
+        inputs: vec![Some(po), Some(bias)],
+        outputs: vec![Some(yo)],
+    })
+    .unwrap();
+    let g0 = finish(g, &outs);
+    let mut g = g0.clone();
+    cellm_opt::optimize(&mut g).expect("optimize");
+    assert_close(&run(&g, s), &run(&g0, s));
+    assert_eq!(count(&g, "MatMulEpilogue"), 1);
+    assert_eq!(count(&g, "MatMulMulti"), 1);
+    // A lone product has no sibling.
+    let mut g = graph(&["x"]);
+    g.add_initializer("w", Tensor::zeros(DType::F32, vec![16, 12]));
+    node(&mut g, "mm", Op::MatMul(MatMul), &["x", "w"], &["p"]);
+    let mut g = finish(g, &["p"]);
+    assert_eq!(pass().run(&mut g).unwrap(), 0);
+}
+
+/// q = x·Wq [b, 5, 16] (2 heads of 8) and k = x·Wk [b, 5, 8] (1 head), each
+/// rotated with the same position_ids and caches.
+fn rotary_pair_graph(seed: u64, same_source: bool) -> Graph {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x707);
+    let mut g = graph(&["x", "x2"]);
+    g.add_input(
+        "pos",
+        Fact::new(DType::I64, Some(vec![Dim::Sym("b".into()), 5.into()])),
+    );
+    g.add_initializer("wq", weight(&mut rng, 16, 16));
+    g.add_initializer("wk", weight(&mut rng, 16, 8));
+    g.add_initializer("cos", weight(&mut rng, 32, 4));
+    g.add_initializer("sin", weight(&mut rng, 32, 4));
+    let k_src = if same_source { "x" } else { "x2" };
+    node(&mut g, "q", Op::MatMul(MatMul), &["x", "wq"], &["pq"]);
+    node(&mut g, "k", Op::MatMul(MatMul), &[k_src, "wk"], &["pk"]);
+    for (name, x, y, heads) in [("rq", "pq", "yq", 2), ("rk", "pk", "yk", 1)] {
+        let op = RotaryEmbedding {
+            interleaved: false,
+            num_heads: heads,
+            rotary_embedding_dim: 0,
+            scale: 1.0,
+        };
+        node(
+            &mut g,
+            name,
+            Op::RotaryEmbedding(op),
+            &[x, "pos", "cos", "sin"],
+            &[y],
+        );
+    }
+    finish(g, &["yq", "yk"])
+}
+
+/// Runs the rotary graph on random x, x2 and positions in the caches.
+fn run_rotary(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut inputs = HashMap::new();
+    for name in ["x", "x2"] {
+        let x: Vec<f32> = (0..160).map(|_| rng.random_range(-4.0..4.0)).collect();
+        inputs.insert(name.to_string(), Tensor::from_vec(vec![2, 5, 16], x));
+    }
+    let pos: Vec<i64> = (0..10).map(|_| rng.random_range(0..32)).collect();
+    inputs.insert("pos".to_string(), Tensor::from_vec(vec![2, 5], pos));
+    let out = cellm_cpu::run(g, &inputs).expect("run");
+    g.outputs
+        .iter()
+        .map(|&v| out[g.value_name(v)].to_f32_vec().expect("f32"))
+        .collect()
+}
+
+#[test]
+fn rotary_pair_fuses_and_matches() {
+    let s = seed();
+    let g0 = rotary_pair_graph(s, true);
+    let mut g = g0.clone();
+    // Without the later fusion of the pair into its projections
+    // (tests/mat_mul_multi_rotary.rs covers that one).
+    cellm_opt::optimize_with(
+        &mut g,
+        &cellm_opt::OptOptions {
+            skip: vec!["mat_mul_multi_rotary"],
+        },
+    )
+    .expect("optimize");
+    assert_close(&run_rotary(&g, s), &run_rotary(&g0, s));
+    assert_eq!(count(&g, "RotaryEmbeddingPair"), 1);
+    assert_eq!(count(&g, "RotaryEmbedding"), 0);
+    // q and k projections became one MatMulMulti feeding the pair.
+    assert_eq!(count(&g, "MatMulMulti"), 1);
+    assert_eq!(g.nodes.node_count(), 2);
+    let ix = g
+        .nodes
+        .node_indices()
+        .find(|&i| matches!(g.nodes[i].op, Op::RotaryEmbeddingPair(_)))
+        .unwrap();
+    let Op::RotaryEmbeddingPair(op) = &g.nodes[ix].op else {
+        unreachable!()
+    };
+    assert_eq!(op.num_heads, [2, 1]);
+}
+
+#[test]
+fn rotary_pair_guard_rejects_near_misses() {
+    let pass = || RulePass(passes::rotary_pair::RotaryPairFusion);
+    // Rotaries of projections of different activations (other layers).
+    let mut g = rotary_pair_graph(1, false);
+    assert_eq!(pass().run(&mut g).unwrap(), 0);
+    // Different caches.
+    let mut g = rotary_pair_graph(1, true);
+    g.add_initializer("cos2", Tensor::zeros(DType::F32, vec![32, 4]));
+    let cos2 = g.find("cos2").unwrap();
+    let rk = g
+        .nodes
+        .node_indices()
+        .find(|&i| g.nodes[i].name == "rk")
+        .unwrap();
+    g.set_input(rk, 2, Some(cos2));
+    assert_eq!(pass().run(&mut g).unwrap(), 0);
+    // The same graph as built pairs (the guard is not vacuous).
+    let mut g = rotary_pair_graph(1, true);
+    assert_eq!(pass().run(&mut g).unwrap(), 1);
 }

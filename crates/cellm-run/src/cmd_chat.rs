@@ -3,11 +3,13 @@
 use crate::backend_arg::BackendArg;
 use anyhow::{bail, Context, Result};
 use cellm_format::chat::{builtin_template, render_chat, Message};
+use cellm_format::llama_graph::Embedder;
 use cellm_format::{build_llama_decoder, tokenizer_json, CellmFile, LlamaGraphOptions};
 use cellm_ir::DType;
 use cellm_runtime::decoder::KvDecoder;
 use cellm_runtime::generate::{generate, GenerateConfig};
-use cellm_runtime::{Executable, SamplingConfig};
+use cellm_runtime::plan::{LoadedPlan, PlanOptions};
+use cellm_runtime::{Backend, ExecOptions, Executable, SamplingConfig};
 use cellm_vlm::TextTokenizer;
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -70,6 +72,12 @@ pub struct ChatArgs {
     /// Skip the checksum of the model file (faster open of large files).
     #[arg(long)]
     pub no_verify: bool,
+    /// Run the graph as built, without the optimisation passes (and without a plan).
+    #[arg(long)]
+    pub no_opt: bool,
+    /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
     /// End with one JSON line: prompt_ids, generated_ids, text, timings.
     #[arg(long)]
     pub json: bool,
@@ -97,6 +105,33 @@ impl Stream<'_> {
             self.printed = text;
         }
     }
+}
+
+/// The optimised llama decoder of `file` from the plans folder, compiled (built
+/// from the file, optimised, stored) when no valid plan is there. The key
+/// covers the file's contents, the graph options and, as for `vlm`, the
+/// weight dtype and --max-seq.
+fn load_plan(
+    a: &ChatArgs,
+    file: &CellmFile,
+    opts: &LlamaGraphOptions,
+    backend: &Backend,
+) -> Result<LoadedPlan> {
+    let plan_opts = PlanOptions {
+        dtype: "f32".into(),
+        max_seq: Some(a.max_seq),
+    };
+    let builder = format!("llama_decoder kv_dtype={}", opts.kv_dtype);
+    cellm_runtime::plan::load_or_compile_built(
+        std::slice::from_ref(&a.model),
+        &plan_opts,
+        &builder,
+        backend,
+        &cellm_runtime::plan::cache_dir(a.cache_dir.as_deref()),
+        false,
+        // The file is already open (and checked): build from it, not from the bytes.
+        &mut |_, _| Ok(build_llama_decoder(file, opts)?.graph),
+    )
 }
 
 pub fn run(a: ChatArgs) -> Result<()> {
@@ -156,9 +191,28 @@ pub fn run(a: ChatArgs) -> Result<()> {
             KvEncoding::F32 => DType::F32,
         },
     };
-    let model = build_llama_decoder(&file, &opts)?;
-    let embedder = model.embedder.clone();
-    let exe = Executable::decoder(model.graph, &backend, &Default::default())?;
+    let (exe, embedder) = if a.no_opt {
+        let model = build_llama_decoder(&file, &opts)?;
+        let exec_opts = ExecOptions {
+            optimize: false,
+            ..Default::default()
+        };
+        (
+            Executable::decoder(model.graph, &backend, &exec_opts)?,
+            model.embedder,
+        )
+    } else {
+        let plan = load_plan(&a, &file, &opts, &backend)?;
+        eprintln!("{}", plan.info.report());
+        let graph = plan
+            .graphs
+            .into_iter()
+            .next()
+            .context("the plan holds no graph")?;
+        let embedder = Embedder::new(file.tensor("model.embed_tokens.weight")?)
+            .with_context(|| format!("{}", a.model.display()))?;
+        (Executable::prepared_decoder(graph, &backend)?, embedder)
+    };
     let mut decoder = KvDecoder::with_max_seq(exe, a.max_seq)?;
     let load_s = t0.elapsed().as_secs_f64();
 
@@ -193,7 +247,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let out = generate(
         &mut decoder,
         &prompt_embeds,
-        &mut |id| embedder.embed(&[id]),
+        &mut |id| embedder.embed(&[id]).map(cellm_runtime::EmbedRows::Host),
         &cfg,
         &mut |ev| stream.push(ev.id),
     )?;

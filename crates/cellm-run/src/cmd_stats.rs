@@ -135,12 +135,19 @@ fn cache_written(g: &Graph, v: cellm_ir::ValueId) -> bool {
 
 /// Host→device and device→host bytes of one decode step: every graph input
 /// but the cache-held ones goes up, every output but the cache-written ones
-/// comes back (what `GpuSession::run_with_cache` transfers).
+/// comes back (what `KvDecoder` on the GPU transfers). A cached decoder
+/// (see `cellm_runtime::decoder::resident_mask_input`) keeps its attention
+/// mask on the device and takes its embedding row from embed_tokens' device
+/// output (the SmolVLM pipeline uploads only the token id, to embed_tokens).
 fn step_transfer_bytes(g: &Graph, b: &HashMap<String, usize>) -> (Option<usize>, Option<usize>) {
+    let mask = cellm_runtime::decoder::resident_mask_input(g);
+    let device_fed = |v: cellm_ir::ValueId| {
+        mask.is_some() && (Some(v) == mask || g.value_name(v) == "inputs_embeds")
+    };
     let up: Option<usize> = g
         .inputs
         .iter()
-        .filter(|&&v| !cache_held(g, v))
+        .filter(|&&v| !cache_held(g, v) && !device_fed(v))
         .map(|&v| value_bytes(g, v, b))
         .sum();
     let down: Option<usize> = g

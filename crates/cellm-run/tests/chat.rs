@@ -52,16 +52,26 @@ fn fetch_gguf() -> Option<PathBuf> {
 }
 
 fn cellm_run(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellm-run"))
-        .args(args)
-        .output()
-        .expect("running cellm-run");
+    cellm_run_env(args, &[]).0
+}
+
+/// (stdout, stderr) of a successful `cellm-run args` with `env` set.
+fn cellm_run_env(args: &[&str], env: &[(&str, &Path)]) -> (String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cellm-run"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running cellm-run");
     assert!(
         out.status.success(),
         "cellm-run {args:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
+    (
+        String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    )
 }
 
 fn convert(gguf: &Path, out: &Path, dtype: &str) {
@@ -94,7 +104,9 @@ fn chat_json(model: &Path, prompt: &str, chat: bool, gen: usize) -> Value {
     if chat {
         args.push("--chat");
     }
-    let stdout = cellm_run(&args);
+    // Plans go next to the model (a temp folder), not into the user's cache.
+    let plans = model.parent().expect("model folder").join("plans");
+    let (stdout, _) = cellm_run_env(&args, &[("CELLM_CACHE_DIR", &plans)]);
     serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
 }
 
@@ -239,5 +251,113 @@ fn vlm_cellm_decoder_matches_onnx_decoder() {
     );
     let text = std::fs::read_to_string(case.join("text.txt")).expect("text.txt");
     assert_eq!(got["text"].as_str().expect("text"), text);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The "plan: compiled|cached PATH" line `chat` prints on stderr (as `vlm`
+/// and `exec` do): (status, path).
+fn plan_line(stderr: &str) -> (String, PathBuf) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("plan: ") && !l.contains("unusable"))
+        .unwrap_or_else(|| panic!("no plan line in stderr:\n{stderr}"));
+    let rest = &line["plan: ".len()..];
+    let (status, path) = rest.split_once(' ').expect("plan: STATUS PATH");
+    (status.to_string(), PathBuf::from(path))
+}
+
+/// `chat` runs its llama decoder from a compiled plan: the first run builds,
+/// optimises and stores it ("compiled"), the second maps it ("cached") and
+/// gives the same greedy tokens; another KV dtype is another plan; the
+/// folder comes from --cache-dir, else $CELLM_CACHE_DIR/plans. Uses the
+/// micro SmolVLM look-alike's text decoder (random weights, converted from
+/// its safetensors).
+#[test]
+fn chat_compiles_then_reuses_plan() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = std::env::temp_dir().join(format!(
+        "cellm-chat-plan-test-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let model = tmp.join("micro.cellm");
+    convert(
+        &root().join("models/micro/pytorch/model.safetensors"),
+        &model,
+        "f32",
+    );
+    let cache = tmp.join("plans");
+    // An env cache dir that --cache-dir must override.
+    let env_dir = tmp.join("env-cache");
+    let run = |extra: &[&str], env: &[(&str, &Path)]| -> (Value, String) {
+        let mut args = vec![
+            "chat",
+            "--model",
+            model.to_str().expect("path"),
+            "--prompt",
+            "The coffee is",
+            "--temperature",
+            "0",
+            "--gen",
+            "12",
+            "--backend",
+            "cpu",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (stdout, stderr) = cellm_run_env(&args, env);
+        let j: Value =
+            serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
+        (j, stderr)
+    };
+    let flag = ["--cache-dir", cache.to_str().expect("path")];
+    let env = [("CELLM_CACHE_DIR", env_dir.as_path())];
+    let (first, err1) = run(&flag, &env);
+    let (s1, p1) = plan_line(&err1);
+    assert_eq!(s1, "compiled", "first run with an empty cache");
+    assert!(
+        p1.starts_with(&cache),
+        "plan {} not in --cache-dir",
+        p1.display()
+    );
+    assert!(p1.exists(), "plan {} was not written", p1.display());
+    let (second, err2) = run(&flag, &env);
+    assert_eq!(plan_line(&err2), ("cached".to_string(), p1.clone()));
+    let got = ids(&first["generated_ids"]);
+    assert_eq!(got.len(), 12, "greedy run stopped early: {got:?}");
+    assert_eq!(
+        ids(&second["generated_ids"]),
+        got,
+        "cached plan vs fresh compile"
+    );
+    assert_eq!(second["text"], first["text"]);
+    // The graph as built, unoptimised and without a plan, gives the same
+    // tokens: the plan is the same model, not only self-consistent.
+    let (plain, err) = run(&[&flag[..], &["--no-opt"][..]].concat(), &env);
+    assert!(
+        !err.contains("plan: "),
+        "--no-opt must not use a plan:\n{err}"
+    );
+    assert_eq!(ids(&plain["generated_ids"]), got, "plan vs --no-opt");
+    // Another KV dtype builds another graph: another plan.
+    let (_, err3) = run(&[&flag[..], &["--kv-encoding", "f16"][..]].concat(), &env);
+    let (s3, p3) = plan_line(&err3);
+    assert_eq!(
+        s3, "compiled",
+        "--kv-encoding f16 must not reuse the f32 plan"
+    );
+    assert_ne!(p3, p1);
+    // Without --cache-dir: $CELLM_CACHE_DIR/plans.
+    let (_, err4) = run(&[], &env);
+    let (s4, p4) = plan_line(&err4);
+    assert_eq!(s4, "compiled");
+    assert!(
+        p4.starts_with(env_dir.join("plans")),
+        "plan {} not under $CELLM_CACHE_DIR/plans",
+        p4.display()
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }

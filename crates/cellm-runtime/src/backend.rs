@@ -37,6 +37,13 @@ impl KvState {
     }
 }
 
+/// Embedding rows for a decoder step: on the host, or already on the GPU
+/// (made by another graph on the same device, never read back).
+pub enum EmbedRows {
+    Host(Vec<f32>),
+    Device(cellm_gpu::DevTensor),
+}
+
 enum Runner {
     Cpu(Graph),
     Gpu(GpuSession),
@@ -173,6 +180,47 @@ impl Executable {
         }
     }
 
+    /// Runs the graph for its output `name`: on the GPU it stays on the
+    /// device (no readback); on the CPU it is returned as f32 rows.
+    pub fn run_for_rows(&self, inputs: &HashMap<String, Tensor>, name: &str) -> Result<EmbedRows> {
+        match &self.runner {
+            Runner::Cpu(g) => {
+                let mut out = cellm_cpu::run(g, inputs)?;
+                let t = out
+                    .remove(name)
+                    .with_context(|| format!("graph returned no '{name}'"))?;
+                Ok(EmbedRows::Host(t.to_f32_vec()?))
+            }
+            Runner::Gpu(s) => {
+                let mut out = s.run_on_device(inputs)?;
+                let d = out
+                    .remove(name)
+                    .with_context(|| format!("graph returned no '{name}'"))?;
+                Ok(EmbedRows::Device(d))
+            }
+        }
+    }
+
+    /// Binds input `name` of the next [`Executable::run_with_cache`] to a
+    /// device tensor from a graph of the same [`Backend`] (callers leave it
+    /// out of the inputs). Fails on the CPU.
+    pub fn bind_device_input(
+        &self,
+        cache: &mut KvState,
+        name: &str,
+        value: cellm_gpu::DevTensor,
+    ) -> Result<()> {
+        match (&self.runner, cache) {
+            (Runner::Gpu(_), KvState::Gpu(c)) => {
+                // Every graph of a model shares the Backend's one context,
+                // which is where `value` comes from (see `run_for_rows`).
+                c.bind_input(name, value);
+                Ok(())
+            }
+            _ => anyhow::bail!("device input '{name}' needs a decoder on the GPU"),
+        }
+    }
+
     /// Empty KV caches for the [B, P, X] graph inputs `names` (capacity
     /// `cap_rows` tokens) on this executable's backend.
     pub fn new_kv_cache(&self, names: &[String], cap_rows: usize) -> Result<KvState> {
@@ -209,6 +257,22 @@ impl Executable {
         match (&self.runner, cache) {
             (Runner::Cpu(g), KvState::Cpu(c)) => cellm_cpu::run_with_cache(g, inputs, c),
             (Runner::Gpu(s), KvState::Gpu(c)) => s.run_with_cache(inputs, c),
+            _ => anyhow::bail!("KV cache belongs to another backend"),
+        }
+    }
+
+    /// Binds graph input `name` of the next [`Executable::run_with_cache`]
+    /// calls to a device-resident all-ones [1, len] i64 tensor (an attention
+    /// mask with no padding), so no step uploads it. Returns false where
+    /// nothing is resident (the CPU: its inputs are host memory anyway); then
+    /// the caller passes the input as usual.
+    pub fn set_resident_ones(&self, cache: &mut KvState, name: &str, len: usize) -> Result<bool> {
+        match (&self.runner, cache) {
+            (Runner::Gpu(s), KvState::Gpu(c)) => {
+                s.set_resident_ones(c, name, len)?;
+                Ok(true)
+            }
+            (Runner::Cpu(_), KvState::Cpu(_)) => Ok(false),
             _ => anyhow::bail!("KV cache belongs to another backend"),
         }
     }

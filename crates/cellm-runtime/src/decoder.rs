@@ -7,10 +7,15 @@
 //! by the decoder, on the graph's backend: a step uploads only its embeddings,
 //! mask and positions, and writes only its own K/V rows. Past inputs left in
 //! the ONNX layout [B, H, P, D] are fed back from the present outputs.
+//!
+//! The attention mask of such a cached decoder is all ones (the decoder
+//! never pads), so on the GPU it stays on the device too (see
+//! [`resident_mask_input`]): a decode step uploads its embedding row and its
+//! position id, a constant number of bytes whatever the context length.
 
-use crate::backend::{Executable, KvState};
+use crate::backend::{EmbedRows, Executable, KvState};
 use anyhow::{anyhow, bail, Context, Result};
-use cellm_ir::{DType, Tensor};
+use cellm_ir::{DType, Graph, Tensor, ValueId};
 use half::f16;
 use std::collections::HashMap;
 
@@ -34,10 +39,32 @@ pub struct KvDecoder {
     fed: Vec<FedPast>,
     cache: Option<KvState>,
     past_len: usize,
+    /// Keep the attention mask device-resident where the backend can.
+    resident_mask: bool,
 }
 
 fn present_name(past: &str) -> String {
     past.replacen("past_key_values.", "present.", 1)
+}
+
+/// The `attention_mask` input the decoder runtime keeps device-resident:
+/// an i64 [B, T] input of a decoder whose every past input is an in-place
+/// cache ([B, P, X], after the `kv_cache` pass). None for other graphs (their
+/// mask is uploaded each step).
+pub fn resident_mask_input(g: &Graph) -> Option<ValueId> {
+    let fact = |v: ValueId| g.values[v].fact.as_ref();
+    let rank = |v: ValueId| fact(v).and_then(|f| f.shape.as_ref()).map(|s| s.len());
+    let pasts: Vec<ValueId> = g
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| g.value_name(v).starts_with("past_key_values."))
+        .collect();
+    if pasts.is_empty() || pasts.iter().any(|&v| rank(v) != Some(3)) {
+        return None;
+    }
+    let m = g.find("attention_mask").filter(|v| g.inputs.contains(v))?;
+    (fact(m).map(|f| f.dtype) == Some(DType::I64) && rank(m) == Some(2)).then_some(m)
 }
 
 impl KvDecoder {
@@ -107,6 +134,7 @@ impl KvDecoder {
         } else {
             Some(exe.new_kv_cache(&cached, max_seq)?)
         };
+        let resident_mask = fed.is_empty() && resident_mask_input(g).is_some();
         Ok(KvDecoder {
             exe,
             embeds_dtype: emb.dtype,
@@ -114,7 +142,15 @@ impl KvDecoder {
             fed,
             cache,
             past_len: 0,
+            resident_mask,
         })
+    }
+
+    /// Off: upload the attention mask every step, as graphs without caches
+    /// do (a reference for the resident path). Call before the first step.
+    pub fn set_resident_mask(&mut self, on: bool) {
+        self.resident_mask =
+            on && self.fed.is_empty() && resident_mask_input(self.exe.graph()).is_some();
     }
 
     pub fn hidden_size(&self) -> usize {
@@ -141,6 +177,12 @@ impl KvDecoder {
         self.past_len
     }
 
+    /// Whether [`KvDecoder::forward_rows`] takes device rows of `dtype`
+    /// (a GPU decoder with in-place caches whose embeddings are `dtype`).
+    pub fn takes_device_rows(&self, dtype: DType) -> bool {
+        matches!(self.cache, Some(KvState::Gpu(_))) && dtype == self.embeds_dtype
+    }
+
     /// Counters of the last step on the GPU (None on the CPU).
     pub fn last_gpu_stats(&self) -> Option<cellm_gpu::RunStats> {
         self.exe.last_gpu_stats()
@@ -149,28 +191,69 @@ impl KvDecoder {
     /// Runs `embeds` ([n, hidden] f32, row-major) after the cached prefix and
     /// returns the logits of the last position.
     pub fn forward(&mut self, embeds: &[f32]) -> Result<Vec<f32>> {
-        let n = embeds.len() / self.hidden;
-        if n == 0 || n * self.hidden != embeds.len() {
-            bail!(
-                "decoder input must be a non-empty [n, {}] block",
-                self.hidden
-            );
-        }
-        let emb = match self.embeds_dtype {
-            DType::F32 => Tensor::from_vec(vec![1, n, self.hidden], embeds.to_vec()),
-            DType::F16 => Tensor::from_vec(
-                vec![1, n, self.hidden],
-                embeds.iter().map(|&v| f16::from_f32(v)).collect(),
-            ),
-            other => bail!("unsupported inputs_embeds dtype {other}"),
+        self.forward_rows(EmbedRows::Host(embeds.to_vec()))
+    }
+
+    /// [`KvDecoder::forward`] for rows on the host or already on the GPU
+    /// ([1, n, hidden] of the graph's embedding dtype, bound without an
+    /// upload: a decode step then uploads only its position id).
+    pub fn forward_rows(&mut self, rows: EmbedRows) -> Result<Vec<f32>> {
+        let mut inputs = HashMap::new();
+        let n = match rows {
+            EmbedRows::Host(embeds) => {
+                let n = embeds.len() / self.hidden;
+                if n == 0 || n * self.hidden != embeds.len() {
+                    bail!(
+                        "decoder input must be a non-empty [n, {}] block",
+                        self.hidden
+                    );
+                }
+                let emb = match self.embeds_dtype {
+                    DType::F32 => Tensor::from_vec(vec![1, n, self.hidden], embeds),
+                    DType::F16 => Tensor::from_vec(
+                        vec![1, n, self.hidden],
+                        embeds.iter().map(|&v| f16::from_f32(v)).collect(),
+                    ),
+                    other => bail!("unsupported inputs_embeds dtype {other}"),
+                };
+                inputs.insert("inputs_embeds".to_string(), emb);
+                n
+            }
+            EmbedRows::Device(d) => {
+                let n = match d.shape[..] {
+                    [1, n, h] if h == self.hidden && n > 0 => n,
+                    _ => bail!(
+                        "device embeddings {:?} are not [1, n, {}]",
+                        d.shape,
+                        self.hidden
+                    ),
+                };
+                if d.dtype != self.embeds_dtype {
+                    bail!(
+                        "device embeddings are {} but the decoder takes {}",
+                        d.dtype,
+                        self.embeds_dtype
+                    );
+                }
+                let cache = self
+                    .cache
+                    .as_mut()
+                    .context("device embeddings need a decoder with KV caches")?;
+                self.exe.bind_device_input(cache, "inputs_embeds", d)?;
+                n
+            }
         };
         let total = self.past_len + n;
-        let mut inputs = HashMap::new();
-        inputs.insert("inputs_embeds".to_string(), emb);
-        inputs.insert(
-            "attention_mask".to_string(),
-            Tensor::from_vec(vec![1, total], vec![1i64; total]),
-        );
+        let resident = match (&mut self.cache, self.resident_mask) {
+            (Some(c), true) => self.exe.set_resident_ones(c, "attention_mask", total)?,
+            _ => false,
+        };
+        if !resident {
+            inputs.insert(
+                "attention_mask".to_string(),
+                Tensor::from_vec(vec![1, total], vec![1i64; total]),
+            );
+        }
         // Position ids follow the mask (cumsum - 1); with no padding that is a plain range.
         let pos: Vec<i64> = (self.past_len as i64..total as i64).collect();
         inputs.insert(

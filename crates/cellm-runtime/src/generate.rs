@@ -1,6 +1,7 @@
 //! The generation loop: prefill, then one token per step until an end token or
 //! the token budget.
 
+use crate::backend::EmbedRows;
 use crate::decoder::KvDecoder;
 use crate::sampling::{Sampler, SamplingConfig};
 use anyhow::Result;
@@ -31,11 +32,11 @@ pub struct Generation {
 }
 
 /// Generates from `prompt_embeds` ([n, hidden] f32). `embed` maps one token id
-/// to its embedding row; `on_token` sees each token as it is chosen.
+/// to its embedding row (on the host, or on the decoder's GPU); `on_token` sees each token as it is chosen.
 pub fn generate(
     decoder: &mut KvDecoder,
     prompt_embeds: &[f32],
-    embed: &mut dyn FnMut(u32) -> Result<Vec<f32>>,
+    embed: &mut dyn FnMut(u32) -> Result<EmbedRows>,
     cfg: &GenerateConfig,
     on_token: &mut dyn FnMut(TokenEvent),
 ) -> Result<Generation> {
@@ -66,7 +67,7 @@ pub fn generate(
         }
         let t = Instant::now();
         let row = embed(choice.id)?;
-        logits = decoder.forward(&row)?;
+        logits = decoder.forward_rows(row)?;
         out.decode_s.push(t.elapsed().as_secs_f64());
     }
     Ok(out)

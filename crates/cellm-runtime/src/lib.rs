@@ -9,6 +9,6 @@ pub mod plan;
 pub mod sampling;
 pub mod smolvlm;
 
-pub use backend::{Backend, ExecOptions, Executable};
+pub use backend::{Backend, EmbedRows, ExecOptions, Executable};
 pub use generate::{generate, GenerateConfig, Generation, TokenEvent};
 pub use sampling::{Sampler, SamplingConfig};

@@ -240,13 +240,23 @@ fn map_model(path: &Path, known: &mut HashMap<String, KnownHash>) -> Result<Mode
     })
 }
 
-fn plan_key(files: &[ModelFile], opts: &PlanOptions, backend: &Backend) -> Result<String> {
+fn plan_key(
+    files: &[ModelFile],
+    opts: &PlanOptions,
+    builder: &str,
+    backend: &Backend,
+) -> Result<String> {
     let mut h = Xxh3::new();
     for f in files {
         h.update(&f.hash.to_le_bytes());
     }
     h.update(compiler_version().as_bytes());
     h.update(serde_json::to_string(opts)?.as_bytes());
+    // Only non-ONNX builders add to the key, so ONNX plans keep their names.
+    if !builder.is_empty() {
+        h.update(b"builder ");
+        h.update(builder.as_bytes());
+    }
     h.update(device_key(backend).as_bytes());
     Ok(format!("{:032x}", h.digest128()))
 }
@@ -260,6 +270,29 @@ pub fn load_or_compile(
     backend: &Backend,
     dir: &Path,
     force: bool,
+) -> Result<LoadedPlan> {
+    load_or_compile_built(models, opts, "", backend, dir, force, &mut |path, data| {
+        let name = path.display().to_string();
+        cellm_onnx::load_bytes(data.clone(), &name, path.parent())
+    })
+}
+
+/// [`load_or_compile`] for graphs that are not ONNX files but are built in
+/// code from the model files (e.g. the llama decoder from a `.cellm` file):
+/// `build(path, mapped bytes)` makes the unoptimised graph of one file, and
+/// `builder` names the builder and its options (e.g. the KV dtype). Both the
+/// files' contents and `builder` are part of the plan key, so a changed
+/// file or option compiles a new plan. Weights the builder made (transposed,
+/// re-laid out) are stored in the plan's blob, so a cached start maps them
+/// instead of building them again.
+pub fn load_or_compile_built(
+    models: &[PathBuf],
+    opts: &PlanOptions,
+    builder: &str,
+    backend: &Backend,
+    dir: &Path,
+    force: bool,
+    build: &mut dyn FnMut(&Path, &Bytes) -> Result<Graph>,
 ) -> Result<LoadedPlan> {
     let t = Instant::now();
     if !matches!(opts.dtype.as_str(), "f32" | "f16") {
@@ -281,7 +314,7 @@ pub fn load_or_compile(
             write_atomic(&hashes_path(dir), &bytes).map_err(std::io::Error::other)
         });
     }
-    let key = plan_key(&files, opts, backend)?;
+    let key = plan_key(&files, opts, builder, backend)?;
     if std::env::var_os("CELLM_PLAN_TIMING").is_some() {
         eprintln!(
             "plan: hashed {} model files in {:.3} s",
@@ -321,13 +354,12 @@ pub fn load_or_compile(
     }
     let mut graphs = Vec::with_capacity(files.len());
     for f in &files {
-        let name = f.path.display().to_string();
-        let mut g = cellm_onnx::load_bytes(f.data.clone(), &name, f.path.parent())?;
+        let mut g = build(&f.path, &f.data)?;
         crate::backend::optimize_for(&mut g, backend)?;
         crate::backend::apply_dtype(&mut g, &opts.dtype)?;
         graphs.push(g);
     }
-    write_plan(&path, &key, &files, &graphs)
+    write_plan(&path, &key, &files, &graphs, builder.is_empty())
         .with_context(|| format!("writing plan {}", path.display()))?;
     Ok(LoadedPlan {
         graphs,
@@ -435,11 +467,22 @@ fn model_range(
     })
 }
 
-fn write_plan(path: &Path, key: &str, files: &[ModelFile], graphs: &[Graph]) -> Result<()> {
+/// `onnx`: the model files are ONNX (their raw initializer bytes are looked up).
+fn write_plan(
+    path: &Path,
+    key: &str,
+    files: &[ModelFile],
+    graphs: &[Graph],
+    onnx: bool,
+) -> Result<()> {
     let mut blob: Vec<u8> = Vec::new();
     let mut pgs = Vec::with_capacity(graphs.len());
     for (g, f) in graphs.iter().zip(files) {
-        let raw = raw_ranges(&f.data);
+        let raw = if onnx {
+            raw_ranges(&f.data)
+        } else {
+            HashMap::new()
+        };
         let order = g.topo_order()?;
         let nodes = order
             .iter()

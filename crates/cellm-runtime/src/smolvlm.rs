@@ -1,7 +1,7 @@
 //! The SmolVLM pipeline: processor → vision encoder → embed_tokens → image
 //! features merged into the `<image>` rows → KV-cached decoder.
 
-use crate::backend::{Backend, ExecOptions, Executable};
+use crate::backend::{Backend, EmbedRows, ExecOptions, Executable};
 use crate::decoder::KvDecoder;
 use crate::generate::{generate, GenerateConfig, TokenEvent};
 use crate::model_dir::ModelDir;
@@ -193,16 +193,33 @@ impl SmolVlm {
         self.merge_image_features(&ids, &mut embeds, features.as_ref())?;
         self.decoder.reset();
         let embed = &self.embed;
-        let mut embed_one = |id: u32| -> Result<Vec<f32>> {
+        // On the GPU a step's embedding row goes from embed_tokens to the
+        // decoder without leaving the device.
+        let rows_dtype = embed
+            .graph()
+            .outputs
+            .iter()
+            .find(|&&v| embed.graph().value_name(v) == "inputs_embeds")
+            .and_then(|&v| embed.graph().values[v].fact.as_ref())
+            .map(|f| f.dtype);
+        let on_device = rows_dtype.is_some_and(|d| self.decoder.takes_device_rows(d));
+        let mut embed_one = |id: u32| -> Result<EmbedRows> {
             let mut inputs = HashMap::new();
             inputs.insert(
                 "input_ids".to_string(),
                 Tensor::from_vec(vec![1, 1], vec![id as i64]),
             );
+            if on_device {
+                return embed
+                    .run_for_rows(&inputs, "inputs_embeds")
+                    .context("embed_tokens");
+            }
             let out = embed.run(&inputs)?;
-            out.get("inputs_embeds")
-                .context("embed_tokens returned no inputs_embeds")?
-                .to_f32_vec()
+            Ok(EmbedRows::Host(
+                out.get("inputs_embeds")
+                    .context("embed_tokens returned no inputs_embeds")?
+                    .to_f32_vec()?,
+            ))
         };
         let gen = generate(&mut self.decoder, &embeds, &mut embed_one, cfg, on_token)?;
         let text = self.processor.decode(&gen.ids, true)?;

@@ -125,29 +125,109 @@ fn gpu_cache_matches_concat_decoder() -> Result<()> {
     compare("micro/onnx/decoder_model_merged.onnx", &gpu, 4, 1e-4)
 }
 
-/// One decode step on the GPU moves only the step's inputs and the last
-/// logits: no K/V crosses the bus, whatever the context length.
+/// One decode step on the GPU moves only the step's embedding row and
+/// position id up (the attention mask stays on the device, the K/V too) and
+/// the last logits back: a constant number of bytes, whatever the context
+/// length (checked at 22 through 200 positions, past the cache's capacity of
+/// 64, where the caches and the mask grow).
 #[test]
 fn gpu_decode_step_transfers_no_kv() -> Result<()> {
     let Some(gpu) = gpu() else { return Ok(()) };
     let mut d = cached("micro/onnx/decoder_model_merged.onnx", &gpu, 64)?;
     let hidden = d.hidden_size();
     d.forward(&vec![0.1; 20 * hidden])?;
-    d.forward(&vec![0.2; hidden])?;
-    let s = d.last_gpu_stats().expect("GPU stats");
-    let total = 22u64; // positions after this step
-    let up = (hidden * 4) as u64 + 8 * total + 8; // embeds + attention_mask + position_ids
-    assert!(
-        s.host_to_device_bytes <= up,
-        "uploaded {} bytes, expected at most {up}",
-        s.host_to_device_bytes
-    );
+    let up = (hidden * 4) as u64 + 8; // embeds + position_ids
     let vocab = 49280u64;
-    assert_eq!(
-        s.device_to_host_bytes,
-        vocab * 4,
-        "only the last logits come back"
+    for step in 0..180 {
+        d.forward(&vec![0.2; hidden])?;
+        let s = d.last_gpu_stats().expect("GPU stats");
+        assert!(
+            s.host_to_device_bytes <= up,
+            "step {step} (past {}): uploaded {} bytes, expected at most {up}",
+            d.past_len() - 1,
+            s.host_to_device_bytes
+        );
+        assert_eq!(
+            s.device_to_host_bytes,
+            vocab * 4,
+            "only the last logits come back"
+        );
+    }
+    Ok(())
+}
+
+/// The device-resident mask is the mask the host would upload: with fresh
+/// random embeddings, 12 greedy steps give the same tokens and logits with
+/// and without it (the same integers reach the same kernels, so the logits
+/// agree to 1e-6 of their scale, a margin for any reduction-order change).
+#[test]
+fn gpu_resident_mask_matches_uploaded_mask() -> Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let file = "micro/onnx/decoder_model_merged.onnx";
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut resident = cached(file, &gpu, 8)?;
+    let mut uploaded = cached(file, &gpu, 8)?;
+    uploaded.set_resident_mask(false);
+    let hidden = resident.hidden_size();
+    // A random "embedding table" of 64 rows: token id → row id % 64.
+    let table: Vec<f32> = (0..64 * hidden)
+        .map(|_| rng.random_range(-0.5..0.5))
+        .collect();
+    let row = |id: usize| table[(id % 64) * hidden..(id % 64 + 1) * hidden].to_vec();
+    let prompt: Vec<f32> = (0..5).flat_map(|i| row(i * 7)).collect();
+    let argmax = |l: &[f32]| {
+        l.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .expect("logits")
+    };
+    let (mut a, mut b) = (resident.forward(&prompt)?, uploaded.forward(&prompt)?);
+    let (mut ids_a, mut ids_b) = (vec![], vec![]);
+    for step in 0..12 {
+        let err = max_rel(&a, &b);
+        assert!(
+            err <= 1e-6,
+            "step {step}: max rel diff {err:.2e} (seed {seed})"
+        );
+        ids_a.push(argmax(&a));
+        ids_b.push(argmax(&b));
+        a = resident.forward(&row(ids_a[step]))?;
+        b = uploaded.forward(&row(ids_b[step]))?;
+    }
+    assert_eq!(ids_a, ids_b, "greedy tokens (seed {seed})");
+    let up_a = resident
+        .last_gpu_stats()
+        .expect("stats")
+        .host_to_device_bytes;
+    let up_b = uploaded
+        .last_gpu_stats()
+        .expect("stats")
+        .host_to_device_bytes;
+    assert!(
+        up_a < up_b,
+        "the resident mask uploaded {up_a} bytes, the uploaded one {up_b}"
     );
+    Ok(())
+}
+
+/// Which decoders keep their mask resident: the cached form, not the plain one.
+#[test]
+fn resident_mask_only_for_cached_decoders() -> Result<()> {
+    use cellm_runtime::decoder::resident_mask_input;
+    let file = "micro/onnx/decoder_model_merged.onnx";
+    let mut g = cellm_onnx::load(&fixture(file))?;
+    optimize_for(&mut g, &Backend::Cpu)?;
+    assert!(resident_mask_input(&g).is_none(), "plain decoder");
+    let exe = Executable::decoder(
+        cellm_onnx::load(&fixture(file))?,
+        &Backend::Cpu,
+        &ExecOptions::default(),
+    )?;
+    let m = resident_mask_input(exe.graph()).expect("cached decoder's mask");
+    assert_eq!(exe.graph().value_name(m), "attention_mask");
     Ok(())
 }
 
@@ -173,13 +253,16 @@ fn f16_weights_close_to_f32() -> Result<()> {
         let (mut halves, mut left) = (0, 0);
         for ix in g.nodes.node_indices() {
             let n = &g.nodes[ix];
-            let w = n
-                .inputs
-                .get(1)
-                .copied()
-                .flatten()
-                .and_then(|b| g.initializers.get(&b));
-            if let (cellm_ir::Op::MatMul(_), Some(w)) = (&n.op, w) {
+            // The weight inputs of MatMul and of the fused products.
+            let slots = match n.op {
+                cellm_ir::Op::MatMul(_) | cellm_ir::Op::MatMulEpilogue(_) => 1..2,
+                cellm_ir::Op::MatMulSiluMul(_) | cellm_ir::Op::MatMulMulti(_) => 1..n.inputs.len(),
+                cellm_ir::Op::MatMulMultiRotary(_) => {
+                    cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT..n.inputs.len()
+                }
+                _ => continue,
+            };
+            for w in slots.filter_map(|i| n.inputs[i].and_then(|b| g.initializers.get(&b))) {
                 match w.dtype() {
                     cellm_ir::DType::F16 => halves += 1,
                     _ if w.len() >= 1024 => left += 1,
@@ -210,6 +293,69 @@ fn f16_weights_close_to_f32() -> Result<()> {
             );
             assert!(err > 0.0, "f16 weights changed nothing: were they used?");
         }
+    }
+    Ok(())
+}
+
+/// A decode step fed by embed_tokens' device output (no readback, no
+/// upload) gives the logits of the host round trip, and uploads only its
+/// position id: the embedding row and the mask stay on the device.
+#[test]
+fn gpu_device_embedding_rows_match_host_rows() -> Result<()> {
+    use cellm_ir::Tensor;
+    use cellm_runtime::EmbedRows;
+    use std::collections::HashMap;
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let embed_graph = cellm_onnx::load(&fixture("micro/onnx/embed_tokens.onnx"))?;
+    let embed = Executable::new(embed_graph, &gpu)?;
+    let file = "micro/onnx/decoder_model_merged.onnx";
+    let mut on_device = cached(file, &gpu, 8)?;
+    let mut on_host = cached(file, &gpu, 8)?;
+    assert!(on_device.takes_device_rows(cellm_ir::DType::F32));
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let ids_in = |id: i64| {
+        HashMap::from([(
+            "input_ids".to_string(),
+            Tensor::from_vec(vec![1, 1], vec![id]),
+        )])
+    };
+    let vocab = embed
+        .graph()
+        .initializers
+        .values()
+        .map(|t| t.shape()[0])
+        .max()
+        .expect("embedding table");
+    let ids: Vec<i64> = (0..6).map(|_| rng.random_range(0..vocab as i64)).collect();
+    let prompt_in = HashMap::from([("input_ids".to_string(), Tensor::from_vec(vec![1, 6], ids))]);
+    let prompt = embed.run(&prompt_in)?["inputs_embeds"].to_f32_vec()?;
+    let (mut a, mut b) = (on_device.forward(&prompt)?, on_host.forward(&prompt)?);
+    for step in 0..10 {
+        let err = max_rel(&a, &b);
+        assert!(
+            err <= 1e-6,
+            "step {step}: max rel diff {err:.2e} (seed {seed})"
+        );
+        let id = rng.random_range(0..vocab as i64);
+        let rows = embed.run_for_rows(&ids_in(id), "inputs_embeds")?;
+        assert!(
+            matches!(rows, EmbedRows::Device(_)),
+            "GPU rows stay on the device"
+        );
+        a = on_device.forward_rows(rows)?;
+        let host = embed.run(&ids_in(id))?["inputs_embeds"].to_f32_vec()?;
+        b = on_host.forward(&host)?;
+        let up = on_device
+            .last_gpu_stats()
+            .expect("stats")
+            .host_to_device_bytes;
+        // position_ids [1, 1] i64 go up as one 4-byte device word.
+        assert!(
+            up <= 8,
+            "step {step}: decoder uploaded {up} bytes (seed {seed})"
+        );
     }
     Ok(())
 }

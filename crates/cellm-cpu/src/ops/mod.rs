@@ -12,6 +12,7 @@ pub mod conv;
 pub mod conv_integer;
 pub mod expand;
 pub mod flatten;
+pub mod fused_elementwise;
 pub mod gather;
 pub mod gather_block_quantized;
 pub mod gather_nd;
@@ -22,7 +23,10 @@ pub mod mat_mul;
 pub mod mat_mul_bnb4;
 pub mod mat_mul_epilogue;
 pub mod mat_mul_integer;
+pub mod mat_mul_multi;
+pub mod mat_mul_multi_rotary;
 pub mod mat_mul_n_bits;
+pub mod mat_mul_silu_mul;
 pub mod multi_head_attention;
 pub mod non_zero;
 pub mod quantize;
@@ -30,6 +34,7 @@ pub mod range;
 pub mod reduce;
 pub mod reshape;
 pub mod rotary_embedding;
+pub mod rotary_embedding_pair;
 pub mod scatter_nd;
 pub mod shape_op;
 pub mod silu_mul;
@@ -93,5 +98,10 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::Gelu(op) => gelu::run(op, inputs),
         Op::SiluMul(op) => silu_mul::run(op, inputs),
         Op::MatMulEpilogue(op) => mat_mul_epilogue::run(op, inputs),
+        Op::MatMulSiluMul(op) => mat_mul_silu_mul::run(op, inputs),
+        Op::MatMulMulti(op) => mat_mul_multi::run(op, inputs),
+        Op::RotaryEmbeddingPair(op) => rotary_embedding_pair::run(op, inputs),
+        Op::MatMulMultiRotary(op) => mat_mul_multi_rotary::run(op, inputs),
+        Op::FusedElementwise(op) => fused_elementwise::run(op, inputs),
     }
 }

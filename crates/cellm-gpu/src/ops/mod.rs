@@ -13,6 +13,7 @@ pub mod constant_of_shape;
 pub mod conv;
 pub mod conv_integer;
 pub mod expand;
+pub mod fused_elementwise;
 pub mod gather;
 pub mod gather_block_quantized;
 pub mod gather_nd;
@@ -23,12 +24,16 @@ pub mod mat_mul;
 pub mod mat_mul_bnb4;
 pub mod mat_mul_epilogue;
 pub mod mat_mul_integer;
+pub mod mat_mul_multi;
+pub mod mat_mul_multi_rotary;
 pub mod mat_mul_n_bits;
+pub mod mat_mul_silu_mul;
 pub mod multi_head_attention;
 pub mod quantize;
 pub mod reduce;
 pub mod reshape;
 pub mod rotary_embedding;
+pub mod rotary_embedding_pair;
 pub mod scatter_nd;
 pub mod silu_mul;
 pub mod simplified_layer_norm;
@@ -97,6 +102,8 @@ pub fn param_inputs(op: &Op) -> &'static [usize] {
         Op::Trilu(_) | Op::Reduce(_) => &[1],
         Op::Slice(_) => &[1, 2, 3, 4],
         Op::ConstantOfShape(_) => &[0],
+        // position_ids: a graph input or host shape math, so no readback.
+        Op::MatMulMultiRotary(_) => &[1],
         _ => &[],
     }
 }
@@ -131,6 +138,11 @@ pub fn device_supported(op: &Op, args: &Args) -> bool {
             Op::Gelu(_) => gelu::supported(args),
             Op::SiluMul(_) => silu_mul::supported(args),
             Op::MatMulEpilogue(_) => mat_mul_epilogue::supported(args),
+            Op::MatMulSiluMul(_) => mat_mul_silu_mul::supported(args),
+            Op::MatMulMulti(_) => mat_mul_multi::supported(args),
+            Op::RotaryEmbeddingPair(_) => rotary_embedding_pair::supported(args),
+            Op::MatMulMultiRotary(_) => mat_mul_multi_rotary::supported(args),
+            Op::FusedElementwise(o) => fused_elementwise::supported(o, args),
             _ => true,
         }
 }
@@ -215,6 +227,11 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
         Op::Gelu(o) => gelu::encode(k, o, args),
         Op::SiluMul(_) => silu_mul::encode(k, args),
         Op::MatMulEpilogue(_) => mat_mul_epilogue::encode(k, args),
+        Op::MatMulSiluMul(_) => mat_mul_silu_mul::encode(k, args),
+        Op::MatMulMulti(_) => mat_mul_multi::encode(k, args),
+        Op::RotaryEmbeddingPair(o) => rotary_embedding_pair::encode(k, o, args),
+        Op::MatMulMultiRotary(o) => mat_mul_multi_rotary::encode(k, o, args),
+        Op::FusedElementwise(o) => fused_elementwise::encode(k, o, args),
     }
 }
 

@@ -1,22 +1,88 @@
 //! com.microsoft MultiHeadAttention (and its grouped-query form): present K/V
 //! by strided copies when a past is joined or present is read, then
 //! `shaders/multi_head_attention.wgsl` (a thread per query row) or
-//! `shaders/multi_head_attention_blocked.wgsl` (a workgroup per row).
+//! `shaders/multi_head_attention_blocked.wgsl` (a 256-thread workgroup per
+//! row). Few rows over a long key range (decode steps at long context) split
+//! the keys over several workgroups per row (flash decoding): the blocked
+//! kernel writes per-chunk partial softmax states and
+//! `shaders/multi_head_attention_merge.wgsl` combines them, two dispatches.
 
 use super::{strided_copy, u32_of, Args};
 use crate::kernel::{strides, DevTensor, Kern};
 use anyhow::{bail, Result};
 use cellm_ir::ops::MultiHeadAttention;
+use cellm_ir::DType;
+use std::cell::Cell;
 
 /// From this many (batch, query, head) rows on, one thread per row keeps a
 /// GPU busy; below it (decode steps, short prefills) each row gets a
-/// 64-thread workgroup that splits the keys.
+/// 256-thread workgroup that splits the keys and the value dims.
 const MANY_ROWS: usize = 4096;
 const FEW_ROWS_ON_CPU: usize = 64;
 
-/// Largest head size: the kernel caches the query row (256 floats) and each
-/// of its 64 threads accumulates 4 output dims.
+/// Split-K: from this many keys on, few rows split their keys over several
+/// workgroups (below it one workgroup per row does a tile or two, and the
+/// merge dispatch would cost more than it saves).
+const SPLIT_MIN_KEYS: usize = 512;
+/// Workgroups the split aims at: about two per SM of a large GPU (a decode
+/// step has only rows x heads, e.g. 9, otherwise).
+const SPLIT_TARGET_GROUPS: usize = 256;
+/// Fewest keys per chunk: half a 256-key tile, so a chunk still keeps most
+/// of the workgroup's threads loading.
+const SPLIT_MIN_CHUNK: usize = 128;
+const MAX_SPLITS: usize = 32;
+
+thread_local! {
+    static FORCED_SPLITS: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Test hook: on this thread, attention with at least one key takes the
+/// split-K path with `splits` key chunks (of ceil(total / splits) keys, so
+/// chunk edges fall inside tiles), whatever the device and row count;
+/// `None` restores the automatic choice. Lavapipe never splits on its own
+/// (it has few lanes), so the tests force it to cover the split kernels.
+pub fn force_key_splits(splits: Option<usize>) {
+    FORCED_SPLITS.with(|f| f.set(splits));
+}
+
+/// (splits, keys per chunk) for `n` rows over `total` keys, or `None` for
+/// the single-dispatch path. Automatic splits only for few rows on a real
+/// GPU: enough chunks to reach [`SPLIT_TARGET_GROUPS`] workgroups, each of
+/// at least [`SPLIT_MIN_CHUNK`] keys (a multiple of 32, the dot phase's key
+/// slots), at most [`MAX_SPLITS`].
+fn key_splits(n: usize, total: usize, cpu: bool) -> Option<(usize, usize)> {
+    if total == 0 || n == 0 {
+        return None;
+    }
+    if let Some(f) = FORCED_SPLITS.with(Cell::get) {
+        let chunk = total.div_ceil(f.max(1));
+        return Some((total.div_ceil(chunk), chunk));
+    }
+    if cpu || total < SPLIT_MIN_KEYS || n >= SPLIT_TARGET_GROUPS {
+        return None;
+    }
+    let want = SPLIT_TARGET_GROUPS
+        .div_ceil(n)
+        .min(total / SPLIT_MIN_CHUNK)
+        .min(MAX_SPLITS);
+    if want < 2 {
+        return None;
+    }
+    let chunk = total.div_ceil(want).div_ceil(32) * 32;
+    Some((total.div_ceil(chunk), chunk))
+}
+
+/// Largest head size: the blocked kernel caches the query row (256 floats)
+/// and a lane of it accumulates at most 4 output dims.
 const MAX_HV: usize = 256;
+
+/// Lanes per value row in the blocked kernel (its `VL`): the fewest (a power
+/// of two, 4..=64) with 4 dims per lane covering `hv`; the rest of its 256
+/// threads form 256 / VL groups that take different keys, so small heads get
+/// more key groups. VL is also the keys one group takes per 256-key tile.
+fn value_lanes(hv: usize) -> u32 {
+    hv.div_ceil(4).next_power_of_two().clamp(4, 64) as u32
+}
 
 /// Packed QKV, the projection bias and huge value heads run on the host.
 pub fn supported(op: &MultiHeadAttention, args: &Args) -> bool {
@@ -216,24 +282,65 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         w(vst[0])?,
         w(vst[1])?,
         w(vst[2])?,
+        value_lanes(hv),
+        0,
+        0,
     ];
     let mask_buf = kpm.unwrap_or(q);
     let bias_buf = attn_bias.unwrap_or(q);
     let bufs = [q, &pk, &pv, mask_buf, bias_buf, &out];
     // A CPU "GPU" (lavapipe) has few lanes and slow barriers: rows it is.
-    let many = if k.ctx.adapter.device_type == "Cpu" {
-        FEW_ROWS_ON_CPU
-    } else {
-        MANY_ROWS
-    };
-    if n >= many {
-        k.dispatch_1d("multi_head_attention", &p, &bufs, n)?;
-    } else {
-        k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n)?;
+    let cpu = k.ctx.adapter.device_type == "Cpu";
+    let many = if cpu { FEW_ROWS_ON_CPU } else { MANY_ROWS };
+    let split = key_splits(n, total, cpu);
+    // hv == 0: nothing to write (and the blocked kernel clamps value dims to
+    // hv - 1).
+    if hv > 0 {
+        if let Some((splits, chunk)) = split {
+            // Partials are f32 whatever the storage: [splits, n, (max, sum, acc[hv])].
+            let part = k.alloc(DType::F32, vec![splits, n, hv + 2])?;
+            let mut p = p;
+            p[22] = w(splits)?;
+            p[23] = w(chunk)?;
+            let bufs = [q, &pk, &pv, mask_buf, bias_buf, &part];
+            k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n * splits)?;
+            let mp = [w(n)?, hv as u32, w(splits)?];
+            k.dispatch_1d("multi_head_attention_merge", &mp, &[&part, &out], n * hv)?;
+            k.recycle(part);
+        } else if n >= many {
+            k.dispatch_1d("multi_head_attention", &p, &bufs, n)?;
+        } else {
+            k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n)?;
+        }
     }
     if want_present && op.kv_num_heads.is_none() {
         Ok(vec![out, pk, pv])
     } else {
         Ok(vec![out])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_split_rule() {
+        // The 9-head decode step: 16 chunks of 128 keys at 2048, none below
+        // 512 keys, none on lavapipe, none for many rows.
+        assert_eq!(key_splits(9, 2048, false), Some((16, 128)));
+        assert_eq!(key_splits(9, 511, false), None);
+        assert_eq!(key_splits(9, 2048, true), None);
+        assert_eq!(key_splits(300, 4096, false), None);
+        // Many keys: capped at 32 chunks, chunks a multiple of 32 keys that
+        // cover every key.
+        let (s, c) = key_splits(2, 100_000, false).unwrap();
+        assert!(s <= MAX_SPLITS && c % 32 == 0 && s * c >= 100_000 && (s - 1) * c < 100_000);
+        // Forced: exactly that many chunks here, covering every key.
+        force_key_splits(Some(3));
+        assert_eq!(key_splits(9, 700, true), Some((3, 234)));
+        assert_eq!(key_splits(9, 0, true), None);
+        force_key_splits(None);
+        assert_eq!(key_splits(9, 700, true), None);
     }
 }

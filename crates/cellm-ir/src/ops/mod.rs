@@ -12,6 +12,7 @@ pub mod conv;
 pub mod conv_integer;
 pub mod expand;
 pub mod flatten;
+pub mod fused_elementwise;
 pub mod gather;
 pub mod gather_block_quantized;
 pub mod gather_nd;
@@ -22,7 +23,10 @@ pub mod mat_mul;
 pub mod mat_mul_bnb4;
 pub mod mat_mul_epilogue;
 pub mod mat_mul_integer;
+pub mod mat_mul_multi;
+pub mod mat_mul_multi_rotary;
 pub mod mat_mul_n_bits;
+pub mod mat_mul_silu_mul;
 pub mod multi_head_attention;
 pub mod non_zero;
 pub mod quantize;
@@ -30,6 +34,7 @@ pub mod range;
 pub mod reduce;
 pub mod reshape;
 pub mod rotary_embedding;
+pub mod rotary_embedding_pair;
 pub mod scatter_nd;
 pub mod shape_op;
 pub mod silu_mul;
@@ -54,6 +59,7 @@ pub use conv::{AutoPad, Conv};
 pub use conv_integer::ConvInteger;
 pub use expand::Expand;
 pub use flatten::Flatten;
+pub use fused_elementwise::{FusedElementwise, Instr};
 pub use gather::Gather;
 pub use gather_block_quantized::GatherBlockQuantized;
 pub use gather_nd::GatherND;
@@ -64,7 +70,10 @@ pub use mat_mul::MatMul;
 pub use mat_mul_bnb4::{Bnb4Type, MatMulBnb4};
 pub use mat_mul_epilogue::MatMulEpilogue;
 pub use mat_mul_integer::MatMulInteger;
+pub use mat_mul_multi::MatMulMulti;
+pub use mat_mul_multi_rotary::MatMulMultiRotary;
 pub use mat_mul_n_bits::MatMulNBits;
+pub use mat_mul_silu_mul::MatMulSiluMul;
 pub use multi_head_attention::MultiHeadAttention;
 pub use non_zero::NonZero;
 pub use quantize::{DequantizeLinear, DynamicQuantizeLinear, QuantizeLinear};
@@ -72,6 +81,7 @@ pub use range::Range;
 pub use reduce::{Reduce, ReduceKind};
 pub use reshape::Reshape;
 pub use rotary_embedding::RotaryEmbedding;
+pub use rotary_embedding_pair::RotaryEmbeddingPair;
 pub use scatter_nd::{ScatterND, ScatterReduction};
 pub use shape_op::Shape;
 pub use silu_mul::SiluMul;
@@ -239,6 +249,11 @@ ops! {
     SiluMul(SiluMul) = "cellm" "SiluMul",
     MatMulEpilogue(MatMulEpilogue) = "cellm" "MatMulEpilogue",
     KvCacheAppend(KvCacheAppend) = "cellm" "KvCacheAppend",
+    MatMulSiluMul(MatMulSiluMul) = "cellm" "MatMulSiluMul",
+    MatMulMulti(MatMulMulti) = "cellm" "MatMulMulti",
+    RotaryEmbeddingPair(RotaryEmbeddingPair) = "cellm" "RotaryEmbeddingPair",
+    MatMulMultiRotary(MatMulMultiRotary) = "cellm" "MatMulMultiRotary",
+    FusedElementwise(FusedElementwise) = "cellm" "FusedElementwise",
 }
 
 impl Op {

@@ -22,35 +22,50 @@ pub fn apply(g: &mut Graph) -> Result<usize> {
     let mut n = 0;
     for ix in g.topo_order()? {
         let node = &g.nodes[ix];
-        // MatMulEpilogue (fused bias/residual) takes f16 B as MatMul does.
-        if !matches!(node.op, Op::MatMul(_) | Op::MatMulEpilogue(_)) {
-            continue;
-        }
-        let (Some(a), Some(b)) = (arg(node, 0), arg(node, 1)) else {
+        // The fused products (bias/residual epilogue, SwiGLU gate/up, sibling
+        // projections, with or without the rotaries) take f16 weights as MatMul
+        // does.
+        let slots: Vec<usize> = match node.op {
+            Op::MatMul(_) | Op::MatMulEpilogue(_) => vec![1],
+            Op::MatMulSiluMul(_) => vec![1, 2],
+            Op::MatMulMulti(_) => (1..node.inputs.len()).collect(),
+            Op::MatMulMultiRotary(_) => {
+                let first = cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT;
+                (first..node.inputs.len()).collect()
+            }
+            _ => continue,
+        };
+        let Some(a) = arg(node, 0) else {
             continue;
         };
         if dtype(g, a) != Some(DType::F32) {
             continue;
         }
-        let Some(w) = g.initializers.get(&b) else {
-            continue;
-        };
-        if w.dtype() != DType::F32 || w.len() < MIN_VALUES {
-            continue;
-        }
-        let half = match converted.get(&b) {
-            Some(&h) => h,
-            None => {
-                let values: Vec<f16> = w.view::<f32>()?.iter().map(|&v| f16::from_f32(v)).collect();
-                let t = Tensor::from_vec(w.shape().to_vec(), values);
-                let name = format!("{}.f16", g.value_name(b));
-                let h = crate::pattern::add_const(g, &name, t);
-                converted.insert(b, h);
-                n += 1;
-                h
+        for slot in slots {
+            let Some(b) = arg(&g.nodes[ix], slot) else {
+                continue;
+            };
+            let Some(w) = g.initializers.get(&b) else {
+                continue;
+            };
+            if w.dtype() != DType::F32 || w.len() < MIN_VALUES {
+                continue;
             }
-        };
-        g.set_input(ix, 1, Some(half));
+            let half = match converted.get(&b) {
+                Some(&h) => h,
+                None => {
+                    let values: Vec<f16> =
+                        w.view::<f32>()?.iter().map(|&v| f16::from_f32(v)).collect();
+                    let t = Tensor::from_vec(w.shape().to_vec(), values);
+                    let name = format!("{}.f16", g.value_name(b));
+                    let h = crate::pattern::add_const(g, &name, t);
+                    converted.insert(b, h);
+                    n += 1;
+                    h
+                }
+            };
+            g.set_input(ix, slot, Some(half));
+        }
     }
     if n > 0 {
         super::dce::prune_initializers(g);
