@@ -62,7 +62,7 @@ fn used_rows(cs: &Tensor, pos: &Tensor) -> Result<Option<(Tensor, Tensor, Tensor
             .filter(|&r| r < rows)
             .with_context(|| {
                 format!(
-                    "MatMulMultiRotary: position {p} is outside the cos/sin cache of {rows} rows"
+                    "MatMulMultiRotary: position {p} is outside the cache ({rows} cos/sin rows)"
                 )
             })?;
         cos.extend_from_slice(&v[r * w..r * w + c]);
