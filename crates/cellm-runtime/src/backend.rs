@@ -86,13 +86,22 @@ pub fn opt_options(backend: &Backend) -> cellm_opt::OptOptions {
 /// The decoder-runtime passes (see cellm-opt): `kv_cache` turns the
 /// past/present pairs that match into in-place caches, `last_logits` computes
 /// logits for the last position only. Both change the graph's interface the
-/// way [`crate::decoder::KvDecoder`] expects.
+/// way [`crate::decoder::KvDecoder`] expects. Then `causal_mask` replaces an
+/// attention bias built from the (all-ones, see
+/// [`crate::decoder::resident_mask_input`]) attention mask by causal attention.
 pub fn with_kv_cache(graph: &mut Graph) -> Result<usize> {
     let name = graph.name.clone();
     let n = cellm_opt::passes::kv_cache::apply(graph)
         .with_context(|| format!("KV-cache pass on graph '{name}'"))?;
     cellm_opt::passes::last_logits::apply(graph, "logits")
         .with_context(|| format!("last-logits pass on graph '{name}'"))?;
+    // Every past is an in-place cache: KvDecoder feeds this mask all ones
+    // and position_ids P..P+S.
+    if let Some(m) = crate::decoder::resident_mask_input(graph) {
+        let mask = graph.value_name(m).to_string();
+        cellm_opt::passes::causal_mask::apply(graph, &mask, Some("position_ids"))
+            .with_context(|| format!("causal-mask pass on graph '{name}'"))?;
+    }
     Ok(n)
 }
 

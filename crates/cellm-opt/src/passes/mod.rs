@@ -1,6 +1,7 @@
 //! One file per pass.
 
 pub mod attention;
+pub mod causal_mask;
 pub mod constant_fold;
 pub mod cse;
 pub mod dce;
