@@ -8,6 +8,8 @@
 //! fp16 graphs ≤ 2e-2·max(1, max|ort|) — one f16 ulp at |x| ≈ 16 is 1.6e-2.
 //! Greedy tokens must be identical.
 
+pub mod random_programs;
+
 use anyhow::Result;
 use cellm_ir::{npy, DType, Graph, Tensor};
 use half::f16;
