@@ -7,39 +7,16 @@
 //! Tolerance |fused − unfused| ≤ 1e-5·(1 + |unfused|): both sides run the
 //! same f32 GEMM and rotary code; only the grouping of the products differs.
 
+mod common;
+
 use cellm_ir::ops::*;
-use cellm_ir::{DType, Dim, Fact, Graph, Node, Op, Tensor};
+use cellm_ir::{DType, Dim, Fact, Graph, Op, Tensor};
 use cellm_opt::pass::RulePass;
 use cellm_opt::{passes, Pass};
+use common::{node, seed};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-
-fn seed() -> u64 {
-    let s = std::env::var("CELLM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    println!("seed {s} (CELLM_TEST_SEED to replay)");
-    s
-}
-
-fn node(g: &mut Graph, name: &str, op: Op, ins: &[&str], outs: &[&str]) {
-    let inputs = ins.iter().map(|n| Some(g.value(n))).collect();
-    let outputs = outs.iter().map(|n| Some(g.value(n))).collect();
-    g.add_node(Node {
-        name: name.into(),
-        op,
-        inputs,
-        outputs,
-    })
-    .expect("add node");
-}
 
 fn count(g: &Graph, name: &str) -> usize {
     g.nodes
