@@ -51,7 +51,18 @@ fn used_rows(cs: &Tensor, pos: &Tensor) -> Result<Option<(Tensor, Tensor, Tensor
         bail!("MatMulMultiRotary: cos_sin_cache width {w} is odd");
     }
     let c = w / 2;
-    let v = super::common::f32_values(cs, "MatMulMultiRotary cos_sin_cache")?;
+    // Widen only the rows used (an f16 cache is not converted whole per call).
+    let row: Box<dyn Fn(usize) -> Vec<f32> + '_> = match cs.dtype() {
+        cellm_ir::DType::F32 => {
+            let v = cs.view::<f32>()?;
+            Box::new(move |r| v[r * w..(r + 1) * w].to_vec())
+        }
+        cellm_ir::DType::F16 => {
+            let v = cs.view::<half::f16>()?;
+            Box::new(move |r| v[r * w..(r + 1) * w].iter().map(|h| h.to_f32()).collect())
+        }
+        _ => return Ok(None),
+    };
     let (mut cos, mut sin) = (
         Vec::with_capacity(ids.len() * c),
         Vec::with_capacity(ids.len() * c),
@@ -65,8 +76,9 @@ fn used_rows(cs: &Tensor, pos: &Tensor) -> Result<Option<(Tensor, Tensor, Tensor
                     "MatMulMultiRotary: position {p} is outside the cache ({rows} cos/sin rows)"
                 )
             })?;
-        cos.extend_from_slice(&v[r * w..r * w + c]);
-        sin.extend_from_slice(&v[r * w + c..(r + 1) * w]);
+        let vals = row(r);
+        cos.extend_from_slice(&vals[..c]);
+        sin.extend_from_slice(&vals[c..]);
     }
     let n = ids.len();
     Ok(Some((
