@@ -66,6 +66,7 @@ fn fused_kernel_matches_primitives() {
                     num_heads: heads,
                     rotary_embedding_dim: rd,
                     scale: 1.0,
+                    f16_outputs: vec![],
                 };
                 let mut a_shape = lead.clone();
                 a_shape.push(k);
@@ -114,6 +115,7 @@ fn positions_outside_the_cache_are_an_error() {
         num_heads: [1, 1],
         rotary_embedding_dim: 0,
         scale: 1.0,
+        f16_outputs: vec![],
     };
     let a = randt(&mut r, &[1, 1, 8], DType::F32);
     let cs = randt(&mut r, &[4, 4], DType::F32);
@@ -122,4 +124,64 @@ fn positions_outside_the_cache_are_an_error() {
     let ins = [Some(&a), Some(&pos), Some(&cs), Some(&w), Some(&w)];
     let e = eval(&Op::MatMulMultiRotary(op), &ins).unwrap_err();
     assert!(format!("{e:#}").contains("outside the cache"), "{e:#}");
+}
+
+/// `f16_outputs` (the keys and values of an f16 KV cache): those outputs are
+/// the f32 outputs rounded to f16 once, bit for bit; the others are unchanged.
+/// The same holds for the primitive form.
+#[test]
+fn f16_outputs_are_the_f32_outputs_rounded() {
+    let mut r = rng();
+    for (rows, nv) in [(1usize, Some(24usize)), (5, Some(24)), (3, None)] {
+        let mut op = MatMulMultiRotary {
+            interleaved: false,
+            num_heads: [3, 1],
+            rotary_embedding_dim: 0,
+            scale: 1.0,
+            f16_outputs: vec![],
+        };
+        let k = 37;
+        let a = randt(&mut r, &[1, rows, k], DType::F32);
+        let pos = Tensor::from_vec(
+            vec![1, rows],
+            (0..rows as i64).map(|p| p + 3).collect::<Vec<_>>(),
+        );
+        let cs = randt(&mut r, &[16, 8], DType::F32);
+        let mut ws = vec![
+            randt(&mut r, &[k, 24], DType::F16),
+            randt(&mut r, &[k, 8], DType::F16),
+        ];
+        if let Some(nv) = nv {
+            ws.push(randt(&mut r, &[k, nv], DType::F16));
+        }
+        let mut ins = vec![Some(&a), Some(&pos), Some(&cs)];
+        ins.extend(ws.iter().map(Some));
+        let want = eval(&Op::MatMulMultiRotary(op.clone()), &ins).unwrap();
+        op.f16_outputs = (1..ws.len()).collect();
+        let fast = eval(&Op::MatMulMultiRotary(op.clone()), &ins).unwrap();
+        let slow = mat_mul_multi_rotary_slow(&op, &ins).unwrap();
+        for got in [&fast, &slow] {
+            assert_eq!(got.len(), want.len());
+            assert_eq!(got[0].dtype(), DType::F32);
+            for (j, t) in got.iter().enumerate().skip(1) {
+                assert_eq!(t.dtype(), DType::F16, "rows {rows} output {j}");
+            }
+        }
+        assert_eq!(fast[0].f32s().unwrap(), want[0].f32s().unwrap());
+        for j in 1..want.len() {
+            let rounded: Vec<u16> = want[j]
+                .f32s()
+                .unwrap()
+                .iter()
+                .map(|&v| f16::from_f32(v).to_bits())
+                .collect();
+            let got: Vec<u16> = fast[j]
+                .to_f32_vec()
+                .unwrap()
+                .iter()
+                .map(|&v| f16::from_f32(v).to_bits())
+                .collect();
+            assert_eq!(got, rounded, "rows {rows} output {j}");
+        }
+    }
 }

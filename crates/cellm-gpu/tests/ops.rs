@@ -930,6 +930,18 @@ fn split_k_attention() {
         let what = format!("split-K attention f16 t={t} s={s} splits={splits}");
         with_key_splits(splits, || check(&what, gqa(h, g), inputs, HALF));
     }
+    // f16 caches under f32 queries (`--dtype f16`'s KV caches): the kernels
+    // widen the same f16 values the CPU widens, so f32's bound holds.
+    for (t, s, splits) in [(2100usize, 1usize, 7usize), (700, 3, 6)] {
+        let (d, h, g) = (64, 6, 2);
+        let inputs = vec![
+            In::Run(randf(&mut r, &[b, s, h * d], -2.0, 2.0)),
+            In::Run(randh(&mut r, &[b, t, g * d])),
+            In::Run(randh(&mut r, &[b, t, g * d])),
+        ];
+        let what = format!("split-K attention f32 x f16 cache t={t} s={s} splits={splits}");
+        with_key_splits(splits, || check(&what, gqa(h, g), inputs, RED));
+    }
 }
 
 /// The split path really runs when forced (chunk kernel + merge: two
@@ -1150,6 +1162,20 @@ fn grouped_attention_and_kv_cache_append() {
         ],
         HALF,
     );
+    // f32 queries over f16 caches (`--dtype f16`): decode, a short prefill
+    // and enough rows for the per-row kernel.
+    for (s, t) in [(1usize, 71usize), (5, 8), (40, 40)] {
+        check(
+            &format!("GQA attention f32 x f16 cache s={s} t={t}"),
+            gqa(h, g),
+            vec![
+                In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
+                In::Run(randh(&mut r, &[b, t, g * d])),
+                In::Run(randh(&mut r, &[b, t, g * d])),
+            ],
+            RED,
+        );
+    }
     for (p, l) in [(0usize, 4usize), (7, 1)] {
         check(
             &format!("KvCacheAppend p={p} l={l}"),

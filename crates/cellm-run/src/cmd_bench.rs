@@ -69,7 +69,8 @@ pub struct GraphLoadArgs {
     /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Storage of MatMul weights: f32 (as in the model) or f16.
+    /// Storage of MatMul weights and the decoder's KV caches: f32 (as in the
+    /// model) or f16.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub dtype: String,
 }
@@ -212,7 +213,7 @@ fn load_graph(
         .context("the plan holds no graph")?;
     let exe = match kind {
         GraphKind::Plain => Executable::prepared(graph, backend),
-        GraphKind::Decoder => Executable::prepared_decoder(graph, backend),
+        GraphKind::Decoder => Executable::prepared_decoder(graph, backend, &l.dtype),
     }
     .with_context(|| format!("loading {}", path.display()))?;
     Ok((exe, status))

@@ -211,7 +211,11 @@ pub fn run(a: ChatArgs) -> Result<()> {
             .context("the plan holds no graph")?;
         let embedder = Embedder::new(file.tensor("model.embed_tokens.weight")?)
             .with_context(|| format!("{}", a.model.display()))?;
-        (Executable::prepared_decoder(graph, &backend)?, embedder)
+        // The builder already made the KV caches of `--kv-encoding`.
+        (
+            Executable::prepared_decoder(graph, &backend, "f32")?,
+            embedder,
+        )
     };
     let mut decoder = KvDecoder::with_max_seq(exe, a.max_seq)?;
     let load_s = t0.elapsed().as_secs_f64();

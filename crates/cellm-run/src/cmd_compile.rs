@@ -16,7 +16,8 @@ pub struct CompileArgs {
     /// ONNX variant (file suffix) of a model folder: fp32, fp16, q4, …
     #[arg(long, default_value = "fp32")]
     pub onnx_variant: String,
-    /// Weight storage dtype; only f32 (the model's own dtypes) exists yet.
+    /// Storage dtype: f32 (the model's own dtypes) or f16 (MatMul weights as
+    /// f16; decoders that load the plan keep their KV caches in f16 too).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// KV-cache capacity (part of the plan key; not used by any pass yet).

@@ -30,7 +30,8 @@ pub struct ExecArgs {
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Storage of MatMul weights: f32 (as in the model) or f16 (half the
-    /// bytes; f32 accumulation, about 1e-3 relative change in outputs).
+    /// bytes; f32 accumulation, about 1e-3 relative change in outputs). The
+    /// graph's inputs and outputs keep their dtypes.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub dtype: String,
 }

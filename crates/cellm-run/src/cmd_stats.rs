@@ -26,6 +26,10 @@ pub struct StatsArgs {
     /// Past length for the decode-step figures.
     #[arg(long, default_value_t = 128)]
     pub past: usize,
+    /// Storage dtype as `compile --dtype` sets it: f16 stores MatMul weights
+    /// and the decoder's KV caches as f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
     /// End with one JSON line {"graphs": {...}}.
     #[arg(long)]
     pub json: bool,
@@ -208,9 +212,10 @@ fn graph_stats(path: &Path, a: &StatsArgs) -> Result<(Value, String)> {
         None
     };
     cellm_opt::optimize(&mut g).with_context(|| format!("optimising {}", path.display()))?;
+    cellm_runtime::backend::apply_dtype(&mut g, &a.dtype)?;
     if is_decoder {
         // The form the decoder runtime runs: in-place KV caches, last-position logits.
-        cellm_runtime::backend::with_kv_cache(&mut g)?;
+        cellm_runtime::backend::with_kv_cache(&mut g, &a.dtype)?;
     }
     // KvCacheAppend is a buffer copy of the new rows, not a kernel dispatch.
     let kernels: Vec<String> = kernel_sequence(&g)?
@@ -233,17 +238,21 @@ fn graph_stats(path: &Path, a: &StatsArgs) -> Result<(Value, String)> {
     } else {
         (None, None, None)
     };
+    let prefill_extra = extra_prefill_dispatches(&g, a.prefill);
     let weights = weight_bytes(&g);
+    let kv_per_position = is_decoder.then(|| kv_cache_bytes_per_position(&g));
     let text = format!(
-        "nodes {nodes_before} -> {}, kernels {kernels_before} -> {}, intermediate bytes (prefill {}) {} without reuse -> {} peak with reuse, weights {weights} bytes{}",
+        "nodes {nodes_before} -> {}, kernels {kernels_before} -> {} (prefill {}), intermediate bytes (prefill {}) {} without reuse -> {} peak with reuse, weights {weights} bytes{}",
         g.nodes.node_count(),
         kernels.len(),
+        kernels.len() + prefill_extra,
         a.prefill,
         peak_before.map_or("?".into(), |b| b.to_string()),
         peak_after.map_or("?".into(), |b| b.to_string()),
         match (kv, kv_before) {
             (Some(k), before) => format!(
-                ", per decode step (past {}): KV bytes copied {k} (imported graph {}), host->device {} bytes, device->host {} bytes",
+                ", KV cache {} bytes per position, per decode step (past {}): KV bytes copied {k} (imported graph {}), host->device {} bytes, device->host {} bytes",
+                kv_per_position.map_or("?".into(), |b| b.to_string()),
                 a.past,
                 before.map_or("?".into(), |b| b.to_string()),
                 up.map_or("?".into(), |b| b.to_string()),
@@ -255,7 +264,7 @@ fn graph_stats(path: &Path, a: &StatsArgs) -> Result<(Value, String)> {
     let v = json!({
         "nodes_before": nodes_before,
         "nodes_after": g.nodes.node_count(),
-        "dispatches_prefill": kernels.len(),
+        "dispatches_prefill": kernels.len() + prefill_extra,
         "dispatches_per_decode_step": if is_decoder { json!(kernels.len()) } else { Value::Null },
         "kv_bytes_copied_per_decode_step": kv,
         "kv_bytes_copied_per_decode_step_imported": kv_before,
@@ -264,9 +273,41 @@ fn graph_stats(path: &Path, a: &StatsArgs) -> Result<(Value, String)> {
         "peak_intermediate_bytes_before": peak_before,
         "peak_intermediate_bytes_after": peak_after,
         "weight_bytes": weights,
+        "kv_cache_bytes_per_position": kv_per_position,
         "kernels": cellm_opt::stats::histogram(&kernels),
     });
     Ok((v, text))
+}
+
+/// Launches a `rows`-row prefill takes beyond one per kernel: above the fused
+/// kernel's row limit a MatMulMultiRotary runs its products and its rotary
+/// as two launches, plus a cast per f16-stored output.
+fn extra_prefill_dispatches(g: &Graph, rows: usize) -> usize {
+    if rows <= cellm_gpu::ops::mat_mul_multi_rotary::MAX_ROWS {
+        return 0;
+    }
+    g.nodes
+        .node_weights()
+        .map(|n| match &n.op {
+            Op::MatMulMultiRotary(op) => 1 + op.f16_outputs.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Bytes one position adds to the in-place caches: the row bytes of every
+/// [B, P, X] past input a KvCacheAppend reads (the runtime's cache form).
+fn kv_cache_bytes_per_position(g: &Graph) -> usize {
+    g.nodes
+        .node_weights()
+        .filter(|n| matches!(n.op, Op::KvCacheAppend(_)))
+        .filter_map(|n| n.inputs.first().copied().flatten())
+        .filter_map(|past| {
+            let f = g.values[past].fact.as_ref()?;
+            let row = f.shape.as_deref()?.last()?.known()?;
+            Some(row * f.dtype.size())
+        })
+        .sum()
 }
 
 pub fn run(a: StatsArgs) -> Result<()> {

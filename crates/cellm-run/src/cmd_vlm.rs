@@ -74,8 +74,9 @@ pub struct VlmArgs {
     /// Plans folder (default `$CELLM_CACHE_DIR/plans` or the user cache's `cellm/plans`).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Storage of MatMul weights: f32 (as in the model) or f16 (half the
-    /// bytes; f32 accumulation, about 1e-3 relative change in outputs).
+    /// Storage of MatMul weights and of the decoder's KV caches: f32 (as in
+    /// the model) or f16 (half the bytes; f32 accumulation, softmax and norm
+    /// statistics; about 1e-3 relative change in outputs).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub dtype: String,
     /// KV-cache capacity in tokens, preallocated per layer (it grows by

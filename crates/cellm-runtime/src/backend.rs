@@ -89,7 +89,10 @@ pub fn opt_options(backend: &Backend) -> cellm_opt::OptOptions {
 /// way [`crate::decoder::KvDecoder`] expects. Then `causal_mask` replaces an
 /// attention bias built from the (all-ones, see
 /// [`crate::decoder::resident_mask_input`]) attention mask by causal attention.
-pub fn with_kv_cache(graph: &mut Graph) -> Result<usize> {
+///
+/// With `dtype` "f16" the caches are stored as f16 too (cellm-opt's
+/// `f16_kv_cache`): the runtime owns them, so their dtype may change.
+pub fn with_kv_cache(graph: &mut Graph, dtype: &str) -> Result<usize> {
     let name = graph.name.clone();
     let n = cellm_opt::passes::kv_cache::apply(graph)
         .with_context(|| format!("KV-cache pass on graph '{name}'"))?;
@@ -101,6 +104,10 @@ pub fn with_kv_cache(graph: &mut Graph) -> Result<usize> {
         let mask = graph.value_name(m).to_string();
         cellm_opt::passes::causal_mask::apply(graph, &mask, Some("position_ids"))
             .with_context(|| format!("causal-mask pass on graph '{name}'"))?;
+    }
+    if dtype == "f16" {
+        cellm_opt::passes::f16_kv_cache::apply(graph)
+            .with_context(|| format!("f16 KV-cache pass on graph '{name}'"))?;
     }
     Ok(n)
 }
@@ -151,14 +158,19 @@ impl Executable {
         if opts.optimize {
             optimize_for(&mut graph, backend)?;
             apply_dtype(&mut graph, &opts.plan_options.dtype)?;
-            with_kv_cache(&mut graph)?;
+            with_kv_cache(&mut graph, &opts.plan_options.dtype)?;
         }
         Executable::prepared(graph, backend)
     }
 
-    /// An already optimised decoder (e.g. from a plan): the `kv_cache` pass, then loaded.
-    pub fn prepared_decoder(mut graph: Graph, backend: &Backend) -> Result<Executable> {
-        with_kv_cache(&mut graph)?;
+    /// An already optimised decoder (e.g. from a plan compiled with `dtype`):
+    /// the `kv_cache` pass, then loaded.
+    pub fn prepared_decoder(
+        mut graph: Graph,
+        backend: &Backend,
+        dtype: &str,
+    ) -> Result<Executable> {
+        with_kv_cache(&mut graph, dtype)?;
         Executable::prepared(graph, backend)
     }
 

@@ -162,6 +162,16 @@ impl KvDecoder {
         self.cache.is_some() && self.fed.is_empty()
     }
 
+    /// Bytes the in-place caches hold at their current capacity (None when
+    /// past K/V are fed back as inputs instead).
+    pub fn kv_cache_bytes(&self) -> Option<u64> {
+        match &self.cache {
+            Some(KvState::Cpu(c)) => Some(c.capacity_bytes() as u64),
+            Some(KvState::Gpu(c)) => Some(c.capacity_bytes()),
+            None => None,
+        }
+    }
+
     /// Forgets the cache (a new conversation).
     pub fn reset(&mut self) {
         for p in &mut self.fed {

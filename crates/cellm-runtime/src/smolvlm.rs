@@ -77,7 +77,7 @@ impl SmolVlm {
                     Executable::prepared(g, backend)
                         .with_context(|| format!("loading {}", path.display()))
                 };
-                let dec = Executable::prepared_decoder(d, backend)
+                let dec = Executable::prepared_decoder(d, backend, &opts.plan_options.dtype)
                     .with_context(|| format!("loading {}", paths[2].display()))?;
                 (exe(v, &paths[0])?, exe(e, &paths[1])?, dec, Some(p.info))
             }

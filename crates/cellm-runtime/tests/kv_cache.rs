@@ -307,6 +307,105 @@ fn f16_weights_close_to_f32() -> Result<()> {
     Ok(())
 }
 
+/// A cached decoder whose KV caches are f16 (`--dtype f16`'s runtime form);
+/// `weights_f16` also stores the weights as f16 (all of `--dtype f16`).
+fn f16_cached(file: &str, backend: &Backend, weights_f16: bool) -> Result<KvDecoder> {
+    let mut g = cellm_onnx::load(&fixture(file))?;
+    optimize_for(&mut g, backend)?;
+    if weights_f16 {
+        cellm_runtime::backend::apply_dtype(&mut g, "f16")?;
+    }
+    cellm_runtime::backend::with_kv_cache(&mut g, "f16")?;
+    let pasts: Vec<_> = g
+        .inputs
+        .iter()
+        .filter(|&&v| g.value_name(v).starts_with("past_key_values"))
+        .map(|&v| g.values[v].fact.as_ref().map(|f| f.dtype))
+        .collect();
+    assert!(
+        !pasts.is_empty() && pasts.iter().all(|&d| d == Some(cellm_ir::DType::F16)),
+        "{file}: caches {pasts:?}"
+    );
+    let d = KvDecoder::with_max_seq(Executable::prepared(g, backend)?, 64)?;
+    assert!(d.uses_kv_cache());
+    Ok(d)
+}
+
+/// f16 KV caches (`--dtype f16` stores keys and values as f16; attention
+/// widens them and stays f32) over a 7-row prefill and 6 steps, on the CPU
+/// and the GPU, against the f32 decoder:
+/// - caches alone: each key/value carries ≤ 2^-11 relative rounding; scores
+///   q·k on these random nets reach tens, so softmax weights move by up to
+///   ~1%: logits stay within 2e-2 of their scale (f16's bound; measured
+///   1–9e-3), but they must move (the caches were used);
+/// - the caches take half the bytes of f32 caches of the same capacity;
+/// - with f16 weights too, GPU and CPU agree within 1e-3 (same f16 weights,
+///   f32 sums in different orders; a key rounded on either side of an f16
+///   step moves logits ~1e-5).
+#[test]
+fn f16_kv_caches_close_to_f32() -> Result<()> {
+    let file = "micro/onnx/decoder_model_merged.onnx";
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut backends = vec![Backend::Cpu];
+    backends.extend(gpu());
+    let hidden = plain(file)?.hidden_size();
+    let steps: Vec<Vec<f32>> = [7usize, 1, 1, 1, 1, 1, 1]
+        .iter()
+        .map(|&n| {
+            (0..n * hidden)
+                .map(|_| rng.random_range(-0.5..0.5))
+                .collect()
+        })
+        .collect();
+    let mut all_f16_logits: Vec<Vec<Vec<f32>>> = vec![];
+    for backend in &backends {
+        let mut reference = cached(file, backend, 64)?;
+        let mut half_kv = f16_cached(file, backend, false)?;
+        let mut all_f16 = f16_cached(file, backend, true)?;
+        let mut moved = 0.0f64;
+        let mut logits = vec![];
+        for (i, x) in steps.iter().enumerate() {
+            let want = reference.forward(x)?;
+            let got = half_kv.forward(x)?;
+            let err = max_rel(&got, &want);
+            assert!(
+                err < 2e-2,
+                "{} step {i}: f16 caches moved logits by {err:.2e} (seed {seed})",
+                backend.name()
+            );
+            moved = moved.max(err);
+            logits.push(all_f16.forward(x)?);
+        }
+        println!("{}: f16 caches moved logits by {moved:.2e}", backend.name());
+        assert!(
+            moved > 0.0,
+            "{}: f16 caches changed nothing",
+            backend.name()
+        );
+        // Half, up to the GPU's per-buffer alignment padding.
+        let f32_bytes = reference.kv_cache_bytes().expect("caches") as f64;
+        let f16_bytes = half_kv.kv_cache_bytes().expect("caches") as f64;
+        assert!(
+            (0.5..0.53).contains(&(f16_bytes / f32_bytes)),
+            "{}: f16 caches {f16_bytes} bytes, f32 {f32_bytes}",
+            backend.name()
+        );
+        all_f16_logits.push(logits);
+    }
+    if let [cpu, gpu] = &all_f16_logits[..] {
+        for (i, (c, g)) in cpu.iter().zip(gpu).enumerate() {
+            let err = max_rel(g, c);
+            assert!(
+                err < 1e-3,
+                "--dtype f16 step {i}: GPU vs CPU {err:.2e} (seed {seed})"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A decode step fed by embed_tokens' device output (no readback, no
 /// upload) gives the logits of the host round trip, and uploads only its
 /// position id: the embedding row and the mask stay on the device.

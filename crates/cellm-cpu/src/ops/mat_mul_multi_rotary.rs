@@ -5,12 +5,12 @@
 //! Slice for the caches, one RotaryEmbedding per rotated output): the test
 //! reference.
 
-use super::common::input;
+use super::common::{f32_to_tensor, input};
 use super::{mat_mul_multi, rotary_embedding_pair};
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT;
 use cellm_ir::ops::{MatMulMulti, MatMulMultiRotary, Slice};
-use cellm_ir::{Op, Tensor};
+use cellm_ir::{DType, Op, Tensor};
 
 /// (cos, sin), each [max_pos, C] in f32, of a merged [max_pos, 2C] cache.
 pub fn split_cache(cs: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -127,7 +127,23 @@ pub fn run(op: &MatMulMultiRotary, inputs: &[Option<&Tensor>]) -> Result<Vec<Ten
         ],
     )
     .context("MatMulMultiRotary rotary")?;
-    Ok(rot.into_iter().chain(rest).collect())
+    round_f16_outputs(op, rot.into_iter().chain(rest).collect())
+}
+
+/// Rounds the outputs `op.f16_outputs` names to f16 (computed in f32, rounded once).
+fn round_f16_outputs(op: &MatMulMultiRotary, mut outs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    for &i in &op.f16_outputs {
+        let Some(t) = outs.get_mut(i) else {
+            bail!(
+                "MatMulMultiRotary: f16 output {i} of {} outputs",
+                outs.len()
+            );
+        };
+        if t.dtype() != DType::F16 {
+            *t = f32_to_tensor(DType::F16, t.shape().to_vec(), t.to_f32_vec()?)?;
+        }
+    }
+    Ok(outs)
 }
 
 /// The unfused graph, op by op through `eval`.
@@ -161,5 +177,5 @@ pub fn mat_mul_multi_rotary_slow(
         &cos,
         &sin,
     )?;
-    Ok(rot.into_iter().chain(rest).collect())
+    round_f16_outputs(op, rot.into_iter().chain(rest).collect())
 }

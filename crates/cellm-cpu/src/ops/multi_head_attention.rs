@@ -43,7 +43,12 @@ pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
     .chain([(past_k, "past_key"), (past_v, "past_value")])
     {
         if let Some(t) = t {
-            if t.dtype() != dtype {
+            // Keys/values from an f16 KV cache under an f32 query are widened
+            // as they are read.
+            let f16_kv = dtype == DType::F32
+                && t.dtype() == DType::F16
+                && matches!(name, "key" | "value" | "past_key" | "past_value");
+            if t.dtype() != dtype && !f16_kv {
                 bail!(
                     "MultiHeadAttention: {name} is {} but query is {dtype}",
                     t.dtype()

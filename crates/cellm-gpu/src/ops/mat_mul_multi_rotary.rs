@@ -13,6 +13,9 @@
 //! weights; tensors split over more bindings than the device allows) two
 //! launches: MatMulMulti's kernels, then RotaryEmbeddingPair's with the
 //! merged cache bound at both cache slots. Same results either way.
+//!
+//! Outputs named in `f16_outputs` (keys and values for an f16 KV cache) are
+//! f16: the fused kernel rounds them on store, the two-launch form casts them.
 
 use super::rotary_embedding_pair::Caches;
 use super::{need_float, u32_of, Args};
@@ -150,8 +153,14 @@ pub fn encode(k: &mut Kern, op: &MatMulMultiRotary, args: &Args) -> Result<Vec<D
         ns.push(w.shape[1]);
     }
     let mut outs = Vec::with_capacity(ws.len());
-    for &n in &ns {
-        outs.push(k.alloc(a.dtype, vec![a.shape[0], a.shape[1], n])?);
+    for (i, &n) in ns.iter().enumerate() {
+        // The kernel stores through accessors, so an f16 output rounds on store.
+        let dtype = if op.f16_outputs.contains(&i) {
+            DType::F16
+        } else {
+            a.dtype
+        };
+        outs.push(k.alloc(dtype, vec![a.shape[0], a.shape[1], n])?);
     }
     let dummy = k.alloc(a.dtype, vec![0])?;
     let mut ts: Vec<&DevTensor> = vec![a];
@@ -233,5 +242,19 @@ fn fallback(
         Caches::Merged(cs),
     )
     .context("MatMulMultiRotary rotary")?;
-    Ok(rot.into_iter().chain(rest).collect())
+    let mut outs: Vec<DevTensor> = rot.into_iter().chain(rest).collect();
+    // Prefill only: one more launch per f16-stored output.
+    for &i in &op.f16_outputs {
+        let Some(y) = outs.get(i).filter(|y| y.dtype != DType::F16) else {
+            continue;
+        };
+        let to_f16 = Args {
+            dev: vec![Some(y.clone())],
+            host: vec![],
+            wanted: vec![],
+        };
+        let cast = cellm_ir::ops::Cast { to: DType::F16 };
+        outs[i] = super::cast::encode(k, &cast, &to_f16)?.remove(0);
+    }
+    Ok(outs)
 }

@@ -28,6 +28,7 @@ pub fn rng() -> StdRng {
 }
 
 /// One input of the op under test.
+#[derive(Clone)]
 pub enum In {
     /// A graph input (uploaded each run).
     Run(Tensor),

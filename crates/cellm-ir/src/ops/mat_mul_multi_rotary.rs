@@ -18,6 +18,10 @@ pub struct MatMulMultiRotary {
     pub num_heads: [usize; 2],
     pub rotary_embedding_dim: usize,
     pub scale: f32,
+    /// Outputs stored as f16 under an f32 A: computed in f32 and rounded once
+    /// (the keys and values an f16 KV cache takes; cellm-opt's `f16_kv_cache`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub f16_outputs: Vec<usize>,
 }
 
 /// Index of the first weight among the inputs.
@@ -72,6 +76,16 @@ impl MatMulMultiRotary {
             ],
             &[],
         )?;
-        Ok(rot.into_iter().chain(ys.into_iter().skip(2)).collect())
+        let mut outs: Vec<Fact> = rot.into_iter().chain(ys.into_iter().skip(2)).collect();
+        for &i in &self.f16_outputs {
+            match outs.get_mut(i) {
+                Some(f) if matches!(f.dtype, crate::DType::F32 | crate::DType::F16) => {
+                    f.dtype = crate::DType::F16
+                }
+                Some(f) => anyhow::bail!("f16 output {i} is {}, not float", f.dtype),
+                None => anyhow::bail!("f16 output {i} of {} outputs", outs.len()),
+            }
+        }
+        Ok(outs)
     }
 }

@@ -117,7 +117,12 @@ impl MultiHeadAttention {
             (7, "past_value"),
         ] {
             if let Some(f) = opt(inputs, i) {
-                if f.dtype != dtype {
+                // f16-stored keys/values under an f32 query: an f16 KV cache
+                // (cellm-opt's `f16_kv_cache`), widened as it is read.
+                let f16_kv = dtype == crate::DType::F32
+                    && f.dtype == crate::DType::F16
+                    && matches!(i, 1 | 2 | 6 | 7);
+                if f.dtype != dtype && !f16_kv {
                     anyhow::bail!("query is {dtype} but {name} is {}", f.dtype);
                 }
             }

@@ -148,6 +148,7 @@ impl Rule for MatMulMultiRotaryFusion {
                 num_heads,
                 rotary_embedding_dim,
                 scale,
+                f16_outputs: vec![],
             },
             a,
             pos,

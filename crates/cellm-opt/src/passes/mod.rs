@@ -6,6 +6,7 @@ pub mod constant_fold;
 pub mod cse;
 pub mod dce;
 pub mod elementwise_chain;
+pub mod f16_kv_cache;
 pub mod f16_weights;
 pub mod gelu;
 pub mod kv_cache;
