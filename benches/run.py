@@ -55,6 +55,9 @@ ap.add_argument("--steps", type=int, help="decoder decode steps after each prefi
 ap.add_argument("--prompt-tokens", type=int, help="SmolLM2 prompt tokens (default 128; quick 32)")
 ap.add_argument("--llm-steps", type=int, help="SmolLM2 decode steps (default 64; quick 8)")
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--dtype", choices=["f32", "f16"], default="f32",
+                help="cellm's storage for the ONNX cases: f16 stores MatMul weights and KV caches as f16 "
+                     "(onnxruntime still runs the fp32 files)")
 ap.add_argument("--only", choices=["onnx", "llm"], help="run only one group of cases")
 ap.add_argument("--model-dir", default=os.path.join(HOME, ".cache", "cellm-fixtures", "full"))
 ap.add_argument("--smollm2-dir", default=os.path.join(CACHE, "smollm2"))
@@ -197,20 +200,23 @@ cases = []
 if run_onnx:
     ort_py = [sys.executable, os.path.join(ROOT, "benches", "ort_bench.py")]
     common = ["--reps", str(reps), "--warmup", "1"]
+    # cellm-only flags; the case names say when cellm stores f16.
+    cellm_dtype = ["--dtype", args.dtype]
+    f16_note = " (cellm --dtype f16)" if args.dtype == "f16" else ""
     vis = os.path.join(full_onnx, "vision_encoder.onnx")
     dec = os.path.join(full_onnx, "decoder_model_merged.onnx")
     cases.append(Case(
-        "onnx", "vision encoder, one 512² image", "onnxruntime",
+        "onnx", "vision encoder, one 512² image" + f16_note, "onnxruntime",
         ort_py + ["vision", args.model_dir, "--threads", str(T)] + common,
-        [CELLM, "bench", "vision", args.model_dir, "--backend", "cpu", "--json"] + common,
+        [CELLM, "bench", "vision", args.model_dir, "--backend", "cpu", "--json"] + common + cellm_dtype,
         [("s / image", lambda j: j["s_per_image"], "≤ 0.8", lambda r: r <= 0.8)],
         os.path.getsize(vis)))
     for c in ctxs:
         dc = ["--ctx", str(c), "--steps", str(steps)] + common
         cases.append(Case(
-            "onnx", f"decoder, ctx {c}", "onnxruntime",
+            "onnx", f"decoder, ctx {c}" + f16_note, "onnxruntime",
             ort_py + ["decoder", args.model_dir, "--threads", str(T)] + dc,
-            [CELLM, "bench", "decoder", args.model_dir, "--backend", "cpu", "--json"] + dc,
+            [CELLM, "bench", "decoder", args.model_dir, "--backend", "cpu", "--json"] + dc + cellm_dtype,
             [(f"prefill tok/s ({c} tokens)", lambda j: first_case(j)["prefill_tok_s"], "", None),
              (f"decode tok/s (after {c})", lambda j: first_case(j)["decode_tok_s"], "≥ 1.5", lambda r: r >= 1.5)],
             os.path.getsize(dec)))

@@ -502,7 +502,7 @@ pub(crate) fn sgemm_f16b(m: usize, k: usize, n: usize, a: &[f32], b: &[half::f16
 }
 
 /// f16 → f32 for a slice (F16C when the CPU has it).
-fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
+pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
         // SAFETY: AVX2, FMA and F16C are present (checked above).

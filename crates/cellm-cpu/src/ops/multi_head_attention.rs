@@ -19,6 +19,7 @@ use super::softmax::softmax_f32;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::MultiHeadAttention;
 use cellm_ir::{DType, Tensor};
+use half::f16;
 
 pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let q = input(inputs, 0).context("MultiHeadAttention query")?;
@@ -162,11 +163,11 @@ pub fn run(op: &MultiHeadAttention, inputs: &[Option<&Tensor>]) -> Result<Vec<Te
         &shape,
         &qv,
         KvView {
-            data: &present_k,
+            data: KvData::F32(&present_k),
             strides: [heads * total * hd, total * hd, hd],
         },
         KvView {
-            data: &present_v,
+            data: KvData::F32(&present_v),
             strides: [heads * total * hv, total * hv, hv],
         },
         mask.as_deref(),
@@ -352,8 +353,8 @@ fn run_grouped(
     };
     let dtype = q.dtype();
     let qv = f32_values(q, "MultiHeadAttention query")?;
-    let kv = f32_values(k, "MultiHeadAttention key")?;
-    let vv = f32_values(v, "MultiHeadAttention value")?;
+    let kv = KvSource::of(k, "MultiHeadAttention key")?;
+    let vv = KvSource::of(v, "MultiHeadAttention value")?;
     // The keys end with this step's queries, so the causal past is T - S.
     let past = total.saturating_sub(seq);
     let mask = build_mask(op, key_padding_mask, batch, seq, total - past, past)?;
@@ -372,11 +373,11 @@ fn run_grouped(
         &shape,
         &qv,
         KvView {
-            data: &kv,
+            data: kv.data(),
             strides: kst,
         },
         KvView {
-            data: &vv,
+            data: vv.data(),
             strides: vst,
         },
         mask.as_deref(),
@@ -400,11 +401,67 @@ struct Shape {
     total: usize,
 }
 
+/// Key or value elements: f32, or f16 from an f16 KV cache (widened one
+/// key/value head at a time, so a step never copies the whole cache).
+#[derive(Clone, Copy)]
+enum KvData<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+/// A key/value input's elements: f16 read in place, other floats as f32.
+enum KvSource<'a> {
+    F32(std::borrow::Cow<'a, [f32]>),
+    F16(&'a [f16]),
+}
+
+impl<'a> KvSource<'a> {
+    fn of(t: &'a Tensor, what: &str) -> Result<KvSource<'a>> {
+        Ok(match t.dtype() {
+            DType::F16 => KvSource::F16(t.view::<f16>()?),
+            _ => KvSource::F32(f32_values(t, what)?),
+        })
+    }
+
+    fn data(&self) -> KvData<'_> {
+        match self {
+            KvSource::F32(v) => KvData::F32(v),
+            KvSource::F16(v) => KvData::F16(v),
+        }
+    }
+}
+
 /// Keys or values where they lie: element (b, kv head, t, d) at
 /// `b*strides[0] + head*strides[1] + t*strides[2] + d`.
 struct KvView<'a> {
-    data: &'a [f32],
+    data: KvData<'a>,
     strides: [usize; 3],
+}
+
+impl KvView<'_> {
+    /// The `rows` × `width` elements of (batch `b`, kv head `g`) as f32 and
+    /// their row stride: in place for f32, widened into `scratch` for f16.
+    fn head<'s>(
+        &'s self,
+        b: usize,
+        g: usize,
+        rows: usize,
+        width: usize,
+        scratch: &'s mut Vec<f32>,
+    ) -> (&'s [f32], usize) {
+        let base = b * self.strides[0] + g * self.strides[1];
+        match self.data {
+            KvData::F32(d) => (&d[base..], self.strides[2]),
+            KvData::F16(d) => {
+                scratch.resize(rows * width, 0.0);
+                for (t, dst) in scratch.chunks_exact_mut(width.max(1)).enumerate() {
+                    let src = base + t * self.strides[2];
+                    super::mat_mul::f16_to_f32(&d[src..src + width], dst);
+                }
+                (scratch.as_slice(), width)
+            }
+        }
+    }
 }
 
 /// attention_bias [B|1, H|1, S, T] as f32 values with its two broadcast flags.
@@ -467,55 +524,58 @@ fn attend(
         .unwrap_or(1.0 / (hd as f32).sqrt());
     let plane = seq * total;
     let mut scores = vec![0f32; plane];
+    let (mut k_wide, mut v_wide) = (Vec::new(), Vec::new());
     for b in 0..batch {
-        for h in 0..heads {
-            let g = h / rep;
-            // Start from the additive terms, then scores += scale * Q K^T.
-            scores.fill(0.0);
-            if let Some((bv, b_bcast, h_bcast)) = bias {
-                let bi = if *b_bcast { 0 } else { b };
-                let hi = if *h_bcast { 0 } else { h };
-                scores.copy_from_slice(
-                    &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane],
+        for g in 0..kv_heads {
+            // The query heads of one key/value head share its (widened) rows.
+            let (k_bh, k_row) = k.head(b, g, total, hd, &mut k_wide);
+            let (v_bh, v_row) = v.head(b, g, total, hv, &mut v_wide);
+            for h in g * rep..(g + 1) * rep {
+                // Start from the additive terms, then scores += scale * Q K^T.
+                scores.fill(0.0);
+                if let Some((bv, b_bcast, h_bcast)) = bias {
+                    let bi = if *b_bcast { 0 } else { b };
+                    let hi = if *h_bcast { 0 } else { h };
+                    scores.copy_from_slice(
+                        &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane],
+                    );
+                }
+                if let Some(m) = mask {
+                    scores
+                        .iter_mut()
+                        .zip(&m[b * plane..(b + 1) * plane])
+                        .for_each(|(s, m)| *s += m);
+                }
+                let q_bh = &q[b * seq * q_hidden + h * hd..];
+                sgemm_strided(
+                    seq,
+                    hd,
+                    total,
+                    scale,
+                    q_bh,
+                    (q_hidden, 1),
+                    k_bh,
+                    (1, k_row),
+                    1.0,
+                    &mut scores,
+                    (total, 1),
+                );
+                softmax_f32(&mut scores, total, 1);
+                let out_bh = &mut out[b * seq * out_hidden + h * hv..];
+                sgemm_strided(
+                    seq,
+                    total,
+                    hv,
+                    1.0,
+                    &scores,
+                    (total, 1),
+                    v_bh,
+                    (v_row, 1),
+                    0.0,
+                    out_bh,
+                    (out_hidden, 1),
                 );
             }
-            if let Some(m) = mask {
-                scores
-                    .iter_mut()
-                    .zip(&m[b * plane..(b + 1) * plane])
-                    .for_each(|(s, m)| *s += m);
-            }
-            let q_bh = &q[b * seq * q_hidden + h * hd..];
-            let k_bh = &k.data[b * k.strides[0] + g * k.strides[1]..];
-            sgemm_strided(
-                seq,
-                hd,
-                total,
-                scale,
-                q_bh,
-                (q_hidden, 1),
-                k_bh,
-                (1, k.strides[2]),
-                1.0,
-                &mut scores,
-                (total, 1),
-            );
-            softmax_f32(&mut scores, total, 1);
-            let v_bh = &v.data[b * v.strides[0] + g * v.strides[1]..];
-            let out_bh = &mut out[b * seq * out_hidden + h * hv..];
-            sgemm_strided(
-                seq,
-                total,
-                hv,
-                1.0,
-                &scores,
-                (total, 1),
-                v_bh,
-                (v.strides[2], 1),
-                0.0,
-                out_bh,
-                (out_hidden, 1),
-            );
         }
     }
     out
