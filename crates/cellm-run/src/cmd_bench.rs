@@ -301,7 +301,11 @@ fn bench_decoder(a: DecoderArgs) -> Result<()> {
     let path = graph_path(&a.model, "decoder_model_merged", &a.load.onnx_variant)?;
     let t0 = Instant::now();
     let (exe, plan) = load_graph(&path, GraphKind::Decoder, &a.load, &backend)?;
-    let mut decoder = KvDecoder::new(exe)?;
+    // Caches sized for the longest case (as `--max-seq` sizes them for a
+    // user), so no case pays for growing them.
+    let longest = a.ctx.iter().max().copied().unwrap_or(0) + a.steps;
+    let max_seq = longest.max(cellm_runtime::decoder::DEFAULT_MAX_SEQ);
+    let mut decoder = KvDecoder::with_max_seq(exe, max_seq)?;
     let load_s = t0.elapsed().as_secs_f64();
     let hidden = decoder.hidden_size();
     println!(

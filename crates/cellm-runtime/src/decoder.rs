@@ -22,6 +22,11 @@ use std::collections::HashMap;
 /// Tokens the caches hold before they grow (by doubling, one copy).
 pub const DEFAULT_MAX_SEQ: usize = 2048;
 
+/// Longer host prefills run in chunks of this many rows (each after the
+/// cached prefix, so the result is the same): a chunk's activations and
+/// attention scores, not the whole prompt's, set the peak memory.
+pub const PREFILL_CHUNK: usize = 256;
+
 /// A past input the decoder feeds from the last step's present output.
 struct FedPast {
     name: String,
@@ -208,6 +213,16 @@ impl KvDecoder {
     /// ([1, n, hidden] of the graph's embedding dtype, bound without an
     /// upload: a decode step then uploads only its position id).
     pub fn forward_rows(&mut self, rows: EmbedRows) -> Result<Vec<f32>> {
+        if let EmbedRows::Host(embeds) = &rows {
+            let chunk = PREFILL_CHUNK * self.hidden;
+            if self.uses_kv_cache() && self.hidden > 0 && embeds.len() > chunk {
+                let mut logits = Vec::new();
+                for part in embeds.chunks(chunk) {
+                    logits = self.forward_rows(EmbedRows::Host(part.to_vec()))?;
+                }
+                return Ok(logits);
+            }
+        }
         let mut inputs = HashMap::new();
         let n = match rows {
             EmbedRows::Host(embeds) => {

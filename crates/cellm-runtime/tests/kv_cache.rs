@@ -307,6 +307,41 @@ fn f16_weights_close_to_f32() -> Result<()> {
     Ok(())
 }
 
+/// A prefill longer than `PREFILL_CHUNK` runs in chunks after the cached
+/// prefix; its logits and the steps after it match the plain decoder's,
+/// which takes all rows at once (f32 bound 1e-4 of the largest logit: the
+/// chunks sum attention in another order), on the CPU and the GPU.
+#[test]
+fn long_prefill_runs_in_chunks() -> Result<()> {
+    use cellm_runtime::decoder::PREFILL_CHUNK;
+    let file = "micro/onnx/decoder_model_merged.onnx";
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut backends = vec![Backend::Cpu];
+    backends.extend(gpu());
+    for backend in &backends {
+        let mut reference = plain(file)?;
+        let mut fast = cached(file, backend, 64)?;
+        let hidden = reference.hidden_size();
+        // Two whole chunks and a part, then single steps.
+        let rows = 2 * PREFILL_CHUNK + 37;
+        for (i, n) in [rows, 1, 1].into_iter().enumerate() {
+            let x: Vec<f32> = (0..n * hidden)
+                .map(|_| rng.random_range(-0.5..0.5))
+                .collect();
+            let err = max_rel(&fast.forward(&x)?, &reference.forward(&x)?);
+            assert!(
+                err <= 1e-4,
+                "{} step {i} ({n} rows): max rel diff {err:.2e} (seed {seed})",
+                backend.name()
+            );
+            assert_eq!(fast.past_len(), reference.past_len());
+        }
+    }
+    Ok(())
+}
+
 /// A cached decoder whose KV caches are f16 (`--dtype f16`'s runtime form);
 /// `weights_f16` also stores the weights as f16 (all of `--dtype f16`).
 fn f16_cached(file: &str, backend: &Backend, weights_f16: bool) -> Result<KvDecoder> {
