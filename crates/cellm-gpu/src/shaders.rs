@@ -61,6 +61,7 @@ kernels!(
     "multi_head_attention",
     "multi_head_attention_blocked",
     "multi_head_attention_merge",
+    "multi_head_attention_mat_mul_gemv",
     "quantize",
     "quantize_range",
     "reduce",

@@ -30,12 +30,25 @@ pub fn is_kernel(g: &Graph, ix: NodeIndex) -> bool {
         .any(|&v| g.values[v].fact.as_ref().is_none_or(|f| f.dtype.is_float()))
 }
 
-/// Kernel op names in topological order.
+/// Kernel launches of one kernel node: its op name once per launch.
+/// MultiHeadAttentionMatMul launches attention, then the projection (which
+/// merges split-K partials when the keys were split).
+fn launches(op: &Op) -> Vec<String> {
+    match op {
+        Op::MultiHeadAttentionMatMul(_) => vec![
+            "MultiHeadAttentionMatMul/attention".into(),
+            "MultiHeadAttentionMatMul/projection".into(),
+        ],
+        other => vec![other.name()],
+    }
+}
+
+/// Kernel launches (op names) in topological order.
 pub fn kernel_sequence(g: &Graph) -> Result<Vec<String>> {
     Ok(g.topo_order()?
         .into_iter()
         .filter(|&ix| is_kernel(g, ix))
-        .map(|ix| g.nodes[ix].op.name())
+        .flat_map(|ix| launches(&g.nodes[ix].op))
         .collect())
 }
 
@@ -53,7 +66,7 @@ pub fn data_path_kernels(g: &Graph, sources: &[ValueId]) -> Result<Vec<String>> 
         if n.inputs.iter().flatten().any(|v| live.contains(v)) {
             live.extend(n.outputs.iter().flatten().copied());
             if is_kernel(g, ix) {
-                seq.push(n.op.name());
+                seq.extend(launches(&n.op));
             }
         }
     }

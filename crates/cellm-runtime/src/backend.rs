@@ -88,7 +88,9 @@ pub fn opt_options(backend: &Backend) -> cellm_opt::OptOptions {
 /// logits for the last position only. Both change the graph's interface the
 /// way [`crate::decoder::KvDecoder`] expects. Then `causal_mask` replaces an
 /// attention bias built from the (all-ones, see
-/// [`crate::decoder::resident_mask_input`]) attention mask by causal attention.
+/// [`crate::decoder::resident_mask_input`]) attention mask by causal attention,
+/// and `multi_head_attention_mat_mul` fuses each attention with its output
+/// projection.
 ///
 /// With `dtype` "f16" the caches are stored as f16 too (cellm-opt's
 /// `f16_kv_cache`): the runtime owns them, so their dtype may change.
@@ -109,6 +111,9 @@ pub fn with_kv_cache(graph: &mut Graph, dtype: &str) -> Result<usize> {
         cellm_opt::passes::f16_kv_cache::apply(graph)
             .with_context(|| format!("f16 KV-cache pass on graph '{name}'"))?;
     }
+    // Last: the passes above match MultiHeadAttention nodes.
+    cellm_opt::passes::multi_head_attention_mat_mul::apply(graph)
+        .with_context(|| format!("attention-projection fusion on graph '{name}'"))?;
     Ok(n)
 }
 

@@ -31,15 +31,19 @@ fn gpu() -> Option<Backend> {
     }
 }
 
-/// (attentions, of which causal without a bias input).
+/// (attentions, of which causal without a bias input), alone or fused with
+/// their output projection.
 fn causal_attentions(g: &Graph) -> (usize, usize) {
     let mut n = (0, 0);
     for node in g.nodes.node_weights() {
-        if let Op::MultiHeadAttention(op) = &node.op {
-            n.0 += 1;
-            if op.unidirectional && node.inputs.get(5).copied().flatten().is_none() {
-                n.1 += 1;
-            }
+        let op = match &node.op {
+            Op::MultiHeadAttention(op) => op,
+            Op::MultiHeadAttentionMatMul(f) => &f.attention,
+            _ => continue,
+        };
+        n.0 += 1;
+        if op.unidirectional && node.inputs.get(5).copied().flatten().is_none() {
+            n.1 += 1;
         }
     }
     n

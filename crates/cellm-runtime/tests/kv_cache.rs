@@ -270,6 +270,10 @@ fn f16_weights_close_to_f32() -> Result<()> {
                 cellm_ir::Op::MatMulMultiRotary(_) => {
                     cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT..n.inputs.len()
                 }
+                cellm_ir::Op::MultiHeadAttentionMatMul(_) => {
+                    let w = cellm_ir::ops::multi_head_attention_mat_mul::WEIGHT;
+                    w..w + 1
+                }
                 _ => continue,
             };
             for w in slots.filter_map(|i| n.inputs[i].and_then(|b| g.initializers.get(&b))) {

@@ -28,6 +28,7 @@ pub mod mat_mul_multi_rotary;
 pub mod mat_mul_n_bits;
 pub mod mat_mul_silu_mul;
 pub mod multi_head_attention;
+pub mod multi_head_attention_mat_mul;
 pub mod non_zero;
 pub mod quantize;
 pub mod range;
@@ -103,5 +104,6 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Op::RotaryEmbeddingPair(op) => rotary_embedding_pair::run(op, inputs),
         Op::MatMulMultiRotary(op) => mat_mul_multi_rotary::run(op, inputs),
         Op::FusedElementwise(op) => fused_elementwise::run(op, inputs),
+        Op::MultiHeadAttentionMatMul(op) => multi_head_attention_mat_mul::run(op, inputs),
     }
 }

@@ -29,6 +29,7 @@ pub mod mat_mul_multi_rotary;
 pub mod mat_mul_n_bits;
 pub mod mat_mul_silu_mul;
 pub mod multi_head_attention;
+pub mod multi_head_attention_mat_mul;
 pub mod quantize;
 pub mod reduce;
 pub mod reshape;
@@ -143,6 +144,7 @@ pub fn device_supported(op: &Op, args: &Args) -> bool {
             Op::RotaryEmbeddingPair(_) => rotary_embedding_pair::supported(args),
             Op::MatMulMultiRotary(_) => mat_mul_multi_rotary::supported(args),
             Op::FusedElementwise(o) => fused_elementwise::supported(o, args),
+            Op::MultiHeadAttentionMatMul(o) => multi_head_attention_mat_mul::supported(o, args),
             _ => true,
         }
 }
@@ -232,6 +234,7 @@ pub fn encode(k: &mut Kern, op: &Op, args: &Args) -> Result<Vec<DevTensor>> {
         Op::RotaryEmbeddingPair(o) => rotary_embedding_pair::encode(k, o, args),
         Op::MatMulMultiRotary(o) => mat_mul_multi_rotary::encode(k, o, args),
         Op::FusedElementwise(o) => fused_elementwise::encode(k, o, args),
+        Op::MultiHeadAttentionMatMul(o) => multi_head_attention_mat_mul::encode(k, o, args),
     }
 }
 

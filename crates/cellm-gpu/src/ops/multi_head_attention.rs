@@ -156,6 +156,40 @@ fn present(
 }
 
 pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<DevTensor>> {
+    match encode_unmerged(k, op, args, false)? {
+        Attention::Done(outs) => Ok(outs),
+        Attention::Split(_) => bail!("MultiHeadAttention: split-K partials left unmerged"),
+    }
+}
+
+/// Split-K partials not merged yet: `part` is [splits, rows, (max, sum,
+/// acc[hv])] f32, rows being (batch, query, head) in order.
+pub struct Partials {
+    pub part: DevTensor,
+    pub rows: usize,
+    pub hv: usize,
+    pub splits: usize,
+    /// dtype and shape the merged output would have.
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// What [`encode_unmerged`] leaves: the outputs, or split-K partials whose
+/// merge the caller takes over (MultiHeadAttentionMatMul's projection).
+pub enum Attention {
+    Done(Vec<DevTensor>),
+    Split(Partials),
+}
+
+/// [`encode`], but with `defer_merge` a split-K attention stops before its
+/// merge launch and returns the partials (only when no present output is
+/// wanted).
+pub fn encode_unmerged(
+    k: &mut Kern,
+    op: &MultiHeadAttention,
+    args: &Args,
+    defer_merge: bool,
+) -> Result<Attention> {
     let q = args.d(0, "MultiHeadAttention query")?;
     let key = args.d(1, "MultiHeadAttention key")?;
     let val = args.d(2, "MultiHeadAttention value")?;
@@ -250,7 +284,7 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
         .scale
         .filter(|&s| s != 0.0)
         .unwrap_or(1.0 / (hd as f32).sqrt());
-    let out = k.alloc(q.dtype, vec![batch, seq, heads * hv])?;
+    let out_shape = vec![batch, seq, heads * hv];
     let n = batch * seq * heads;
     let causal = op.unidirectional && seq > 1;
     // Keys end with this step's queries: the causal past is T - S.
@@ -288,11 +322,29 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
     ];
     let mask_buf = kpm.unwrap_or(q);
     let bias_buf = attn_bias.unwrap_or(q);
-    let bufs = [q, &pk, &pv, mask_buf, bias_buf, &out];
     // A CPU "GPU" (lavapipe) has few lanes and slow barriers: rows it is.
     let cpu = k.ctx.adapter.device_type == "Cpu";
     let many = if cpu { FEW_ROWS_ON_CPU } else { MANY_ROWS };
     let split = key_splits(n, total, cpu);
+    let presents = want_present && op.kv_num_heads.is_none();
+    if let (Some((splits, chunk)), true, false, true) = (split, defer_merge, presents, hv > 0) {
+        let part = k.alloc(DType::F32, vec![splits, n, hv + 2])?;
+        let mut p = p;
+        p[22] = w(splits)?;
+        p[23] = w(chunk)?;
+        let bufs = [q, &pk, &pv, mask_buf, bias_buf, &part];
+        k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n * splits)?;
+        return Ok(Attention::Split(Partials {
+            part,
+            rows: n,
+            hv,
+            splits,
+            dtype: q.dtype,
+            shape: out_shape,
+        }));
+    }
+    let out = k.alloc(q.dtype, out_shape)?;
+    let bufs = [q, &pk, &pv, mask_buf, bias_buf, &out];
     // hv == 0: nothing to write (and the blocked kernel clamps value dims to
     // hv - 1).
     if hv > 0 {
@@ -313,10 +365,10 @@ pub fn encode(k: &mut Kern, op: &MultiHeadAttention, args: &Args) -> Result<Vec<
             k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n)?;
         }
     }
-    if want_present && op.kv_num_heads.is_none() {
-        Ok(vec![out, pk, pv])
+    if presents {
+        Ok(Attention::Done(vec![out, pk, pv]))
     } else {
-        Ok(vec![out])
+        Ok(Attention::Done(vec![out]))
     }
 }
 

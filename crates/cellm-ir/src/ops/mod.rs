@@ -28,6 +28,7 @@ pub mod mat_mul_multi_rotary;
 pub mod mat_mul_n_bits;
 pub mod mat_mul_silu_mul;
 pub mod multi_head_attention;
+pub mod multi_head_attention_mat_mul;
 pub mod non_zero;
 pub mod quantize;
 pub mod range;
@@ -75,6 +76,7 @@ pub use mat_mul_multi_rotary::MatMulMultiRotary;
 pub use mat_mul_n_bits::MatMulNBits;
 pub use mat_mul_silu_mul::MatMulSiluMul;
 pub use multi_head_attention::MultiHeadAttention;
+pub use multi_head_attention_mat_mul::MultiHeadAttentionMatMul;
 pub use non_zero::NonZero;
 pub use quantize::{DequantizeLinear, DynamicQuantizeLinear, QuantizeLinear};
 pub use range::Range;
@@ -254,6 +256,7 @@ ops! {
     RotaryEmbeddingPair(RotaryEmbeddingPair) = "cellm" "RotaryEmbeddingPair",
     MatMulMultiRotary(MatMulMultiRotary) = "cellm" "MatMulMultiRotary",
     FusedElementwise(FusedElementwise) = "cellm" "FusedElementwise",
+    MultiHeadAttentionMatMul(MultiHeadAttentionMatMul) = "cellm" "MultiHeadAttentionMatMul",
 }
 
 impl Op {

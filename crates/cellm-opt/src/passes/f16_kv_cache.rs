@@ -61,11 +61,14 @@ fn guard(g: &Graph, ix: NodeIndex) -> Option<Match> {
         if matches!(r.op, Op::Shape(_)) {
             return true;
         }
-        matches!(r.op, Op::MultiHeadAttention(_))
-            && r.inputs
-                .iter()
-                .enumerate()
-                .all(|(i, v)| *v != Some(present) || i == 1 || i == 2)
+        matches!(
+            r.op,
+            Op::MultiHeadAttention(_) | Op::MultiHeadAttentionMatMul(_)
+        ) && r
+            .inputs
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v != Some(present) || i == 1 || i == 2)
     });
     attention_only.then_some(Match {
         past,

@@ -29,6 +29,9 @@ pub fn apply(g: &mut Graph) -> Result<usize> {
             Op::MatMul(_) | Op::MatMulEpilogue(_) => vec![1],
             Op::MatMulSiluMul(_) => vec![1, 2],
             Op::MatMulMulti(_) => (1..node.inputs.len()).collect(),
+            Op::MultiHeadAttentionMatMul(_) => {
+                vec![cellm_ir::ops::multi_head_attention_mat_mul::WEIGHT]
+            }
             Op::MatMulMultiRotary(_) => {
                 let first = cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT;
                 (first..node.inputs.len()).collect()

@@ -17,6 +17,7 @@ pub mod mat_mul_multi;
 pub mod mat_mul_multi_rotary;
 pub mod mat_mul_silu_mul;
 pub mod mha_kv_layout;
+pub mod multi_head_attention_mat_mul;
 pub mod reshape_canon;
 pub mod rms_norm;
 pub mod rotary;

@@ -1,0 +1,195 @@
+//! MultiHeadAttentionMatMul (attention + output projection) on the GPU
+//! against the CPU kernel (MultiHeadAttention's, then MatMul's) on fresh
+//! random inputs (seed printed; CELLM_TEST_SEED replays one), device buffers
+//! poisoned, tensors also split over small bindings: one query row with the
+//! keys split (forced: the merge-and-project GEMV) and unsplit, a causal
+//! 3-row step, grouped heads in both cache layouts, f32 and f16 weights, f16
+//! caches under f32 queries. A second test checks the launch count: two,
+//! split or not.
+//!
+//! Tolerance |gpu - cpu| <= 1e-4 * max(1, |cpu|): f32 sums in another order
+//! (softmax over ≤ 2100 keys, then K ≤ 576 products of O(1) values with
+//! weights in ±0.1); f16 weights and caches are the same halves on both
+//! sides, widened exactly.
+
+mod common;
+
+use cellm_gpu::ops::multi_head_attention::force_key_splits;
+use cellm_gpu::{GpuSession, SessionOptions};
+use cellm_ir::ops::{MultiHeadAttention, MultiHeadAttentionMatMul};
+use cellm_ir::{DType, Dim, Fact, Graph, Node, Op, Tensor};
+use common::op_check::{check_with, rng, In, Setup};
+use half::f16;
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::collections::HashMap;
+
+fn randt(r: &mut StdRng, shape: &[usize], dtype: DType, scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| r.random_range(-scale..scale)).collect();
+    match dtype {
+        DType::F16 => Tensor::from_vec(
+            shape.to_vec(),
+            v.into_iter().map(f16::from_f32).collect::<Vec<_>>(),
+        ),
+        _ => Tensor::from_vec(shape.to_vec(), v),
+    }
+}
+
+fn op(heads: usize, kv_heads: usize) -> MultiHeadAttentionMatMul {
+    MultiHeadAttentionMatMul {
+        attention: MultiHeadAttention {
+            num_heads: heads,
+            scale: None,
+            mask_filter_value: -10000.0,
+            unidirectional: true,
+            kv_num_heads: Some(kv_heads),
+        },
+    }
+}
+
+/// (query rows, keys, head dim, heads, kv heads, 4-D cache, N of the projection)
+type Case = (usize, usize, usize, usize, usize, bool, usize);
+
+/// The fused op's nine inputs: query, key, value, six omitted slots but the
+/// key padding mask when `masked`, then the weight.
+fn inputs(r: &mut StdRng, c: Case, kv: DType, wt: DType, masked: bool) -> Vec<In> {
+    let (s, t, d, h, g, bnsh, n) = c;
+    let kv_shape = if bnsh {
+        vec![1, g, t, d]
+    } else {
+        vec![1, t, g * d]
+    };
+    let mask = masked.then(|| {
+        let m: Vec<i64> = (0..t).map(|i| i64::from(i % 7 != 3)).collect();
+        In::Run(Tensor::from_vec(vec![1, t], m))
+    });
+    vec![
+        In::Run(randt(r, &[1, s, h * d], DType::F32, 2.0)),
+        In::Run(randt(r, &kv_shape, kv, 1.0)),
+        // Values centred on 1: outputs O(1), so the bound is relative.
+        In::Run(randt(r, &kv_shape, kv, 1.0).map_f32(|v| v + 1.0)),
+        In::None,
+        mask.unwrap_or(In::None),
+        In::None,
+        In::None,
+        In::None,
+        In::Const(randt(r, &[h * d, n], wt, 0.1)),
+    ]
+}
+
+trait MapF32 {
+    fn map_f32(self, f: impl Fn(f32) -> f32) -> Tensor;
+}
+
+impl MapF32 for Tensor {
+    fn map_f32(self, f: impl Fn(f32) -> f32) -> Tensor {
+        let v: Vec<f32> = self.to_f32_vec().unwrap().into_iter().map(f).collect();
+        match self.dtype() {
+            DType::F16 => Tensor::from_vec(
+                self.shape().to_vec(),
+                v.into_iter().map(f16::from_f32).collect::<Vec<_>>(),
+            ),
+            _ => Tensor::from_vec(self.shape().to_vec(), v),
+        }
+    }
+}
+
+const CASES: [Case; 4] = [
+    // The SmolVLM decode step: 9 heads over 3 of 64, 576 -> 576.
+    (1, 700, 64, 9, 3, false, 576),
+    (1, 2100, 64, 9, 3, true, 100),
+    // Odd sizes: heads of 20, K = 80 under the 256-value staging, odd N.
+    (1, 333, 20, 4, 2, false, 37),
+    // A causal 3-row step (the split's partials are merged by their own launch).
+    (3, 300, 16, 6, 2, true, 50),
+];
+
+#[test]
+fn fused_matches_the_cpu_split_or_not() {
+    let mut r = rng();
+    let setup = Setup {
+        split_parts: 6,
+        device_bytes: false,
+        f16_from_inputs: true,
+        f16_split: true,
+    };
+    for case in CASES {
+        for (kv, wt) in [
+            (DType::F32, DType::F32),
+            (DType::F32, DType::F16),
+            (DType::F16, DType::F16),
+        ] {
+            for splits in [None, Some(5), Some(16)] {
+                let masked = splits == Some(5);
+                let ins = inputs(&mut r, case, kv, wt, masked);
+                let what = format!(
+                    "MultiHeadAttentionMatMul {case:?} cache {kv} weight {wt} splits {splits:?} mask {masked}"
+                );
+                force_key_splits(splits);
+                check_with(
+                    setup,
+                    &what,
+                    Op::MultiHeadAttentionMatMul(op(case.3, case.4)),
+                    ins,
+                    1e-4,
+                );
+                force_key_splits(None);
+            }
+        }
+    }
+}
+
+/// Attention and projection take two launches, whether the keys split (the
+/// merge then runs inside the projection) or not.
+#[test]
+fn two_launches_split_or_not() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut r = rng();
+    let case = CASES[0];
+    let mut g = Graph::new("t");
+    let mut ids = vec![];
+    let mut feeds = HashMap::new();
+    for (i, inp) in inputs(&mut r, case, DType::F32, DType::F16, false)
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("in{i}");
+        ids.push(match inp {
+            In::Run(t) => {
+                let fact = Fact::new(
+                    t.dtype(),
+                    Some(t.shape().iter().map(|&d| Dim::Known(d)).collect()),
+                );
+                feeds.insert(name.clone(), t);
+                Some(g.add_input(&name, fact))
+            }
+            In::Const(t) => Some(g.add_initializer(&name, t)),
+            In::None => None,
+        });
+    }
+    let out = g.value("out");
+    g.outputs = vec![out];
+    g.add_node(Node {
+        name: "attn_proj".into(),
+        op: Op::MultiHeadAttentionMatMul(op(case.3, case.4)),
+        inputs: ids,
+        outputs: vec![Some(out)],
+    })
+    .unwrap();
+    g.infer_facts().unwrap();
+    for forced in [None, Some(16)] {
+        force_key_splits(forced);
+        let s =
+            GpuSession::with_context(ctx.clone(), g.clone(), SessionOptions::default()).unwrap();
+        s.run(&feeds).unwrap();
+        force_key_splits(None);
+        let st = s.last_stats();
+        assert!(st.host_ops.is_empty(), "{:?}", st.host_ops);
+        assert_eq!(
+            st.dispatches, 2,
+            "forced splits {forced:?} on {}",
+            ctx.adapter
+        );
+    }
+}
