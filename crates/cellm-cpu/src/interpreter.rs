@@ -116,6 +116,21 @@ pub fn run_with_cache(
 fn run_inner(
     graph: &Graph,
     inputs: &HashMap<String, Tensor>,
+    cache: Option<&mut KvCache>,
+) -> Result<HashMap<String, Tensor>> {
+    // Kernels fork onto rayon's pool hundreds of times a decode step. From a
+    // pool thread a fork is a push the idle worker steals; from outside it
+    // is an injection plus a blocking wait each time. So the whole run moves
+    // into the pool once.
+    if rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| run_in_pool(graph, inputs, cache));
+    }
+    run_in_pool(graph, inputs, cache)
+}
+
+fn run_in_pool(
+    graph: &Graph,
+    inputs: &HashMap<String, Tensor>,
     mut cache: Option<&mut KvCache>,
 ) -> Result<HashMap<String, Tensor>> {
     bind_inputs(graph, inputs)?;

@@ -523,29 +523,67 @@ fn attend(
         .filter(|&s| s != 0.0)
         .unwrap_or(1.0 / (hd as f32).sqrt());
     let plane = seq * total;
-    let mut scores = vec![0f32; plane];
+    // Scores start from the additive terms (bias, mask) of batch b, head h.
+    let additive = |scores: &mut [f32], b: usize, h: usize| {
+        scores.fill(0.0);
+        if let Some((bv, b_bcast, h_bcast)) = bias {
+            let bi = if *b_bcast { 0 } else { b };
+            let hi = if *h_bcast { 0 } else { h };
+            scores.copy_from_slice(&bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane]);
+        }
+        if let Some(m) = mask {
+            scores
+                .iter_mut()
+                .zip(&m[b * plane..(b + 1) * plane])
+                .for_each(|(s, m)| *s += m);
+        }
+    };
+    let mut scores = vec![0f32; plane * if seq == 1 { rep } else { 1 }];
     let (mut k_wide, mut v_wide) = (Vec::new(), Vec::new());
     for b in 0..batch {
         for g in 0..kv_heads {
             // The query heads of one key/value head share its (widened) rows.
             let (k_bh, k_row) = k.head(b, g, total, hd, &mut k_wide);
             let (v_bh, v_row) = v.head(b, g, total, hv, &mut v_wide);
+            if seq == 1 {
+                // One query row (a decode step): the group's query heads are
+                // consecutive rows of q and of the output, so two products
+                // per group read its keys and values once, not once a head.
+                for (r, row) in scores.chunks_exact_mut(total).enumerate() {
+                    additive(row, b, g * rep + r);
+                }
+                let first = b * q_hidden + g * rep * hd;
+                sgemm_strided(
+                    rep,
+                    hd,
+                    total,
+                    scale,
+                    &q[first..],
+                    (hd, 1),
+                    k_bh,
+                    (1, k_row),
+                    1.0,
+                    &mut scores,
+                    (total, 1),
+                );
+                softmax_f32(&mut scores, total, 1);
+                sgemm_strided(
+                    rep,
+                    total,
+                    hv,
+                    1.0,
+                    &scores,
+                    (total, 1),
+                    v_bh,
+                    (v_row, 1),
+                    0.0,
+                    &mut out[b * out_hidden + g * rep * hv..],
+                    (hv, 1),
+                );
+                continue;
+            }
             for h in g * rep..(g + 1) * rep {
-                // Start from the additive terms, then scores += scale * Q K^T.
-                scores.fill(0.0);
-                if let Some((bv, b_bcast, h_bcast)) = bias {
-                    let bi = if *b_bcast { 0 } else { b };
-                    let hi = if *h_bcast { 0 } else { h };
-                    scores.copy_from_slice(
-                        &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane],
-                    );
-                }
-                if let Some(m) = mask {
-                    scores
-                        .iter_mut()
-                        .zip(&m[b * plane..(b + 1) * plane])
-                        .for_each(|(s, m)| *s += m);
-                }
+                additive(&mut scores, b, h);
                 let q_bh = &q[b * seq * q_hidden + h * hd..];
                 sgemm_strided(
                     seq,
