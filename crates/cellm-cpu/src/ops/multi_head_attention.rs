@@ -16,6 +16,7 @@
 use super::common::{f32_to_tensor, f32_values, input, opt_input};
 use super::mat_mul::sgemm_strided;
 use super::softmax::softmax_f32;
+use crate::vmath;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::MultiHeadAttention;
 use cellm_ir::{DType, Tensor};
@@ -538,50 +539,37 @@ fn attend(
                 .for_each(|(s, m)| *s += m);
         }
     };
-    let mut scores = vec![0f32; plane * if seq == 1 { rep } else { 1 }];
+    if seq == 1 {
+        // One query row (a decode step): a key/value head's query heads are
+        // consecutive rows of q and of the output, so each (batch, key/value
+        // head) reads its keys and values once, with plain vector loops (a
+        // GEMM call costs more than these few rows), the groups in parallel.
+        let cost = rep * total * (hd + hv);
+        crate::par::for_rows_mut(&mut out, rep * hv, cost, |first, groups| {
+            let mut scores = vec![0f32; rep * total];
+            let (mut k_wide, mut v_wide) = (Vec::new(), Vec::new());
+            for (i, out_g) in groups.chunks_exact_mut(rep * hv).enumerate() {
+                let (b, g) = ((first + i) / kv_heads, (first + i) % kv_heads);
+                let (k_bh, k_row) = k.head(b, g, total, hd, &mut k_wide);
+                let (v_bh, v_row) = v.head(b, g, total, hv, &mut v_wide);
+                for (r, row) in scores.chunks_exact_mut(total).enumerate() {
+                    additive(row, b, g * rep + r);
+                }
+                let q_g = &q[b * q_hidden + g * rep * hd..][..rep * hd];
+                vmath::add_scaled_dots(q_g, hd, k_bh, k_row, total, scale, &mut scores);
+                softmax_f32(&mut scores, total, 1);
+                vmath::weighted_rows(&scores, total, v_bh, v_row, hv, out_g);
+            }
+        });
+        return out;
+    }
+    let mut scores = vec![0f32; plane];
     let (mut k_wide, mut v_wide) = (Vec::new(), Vec::new());
     for b in 0..batch {
         for g in 0..kv_heads {
             // The query heads of one key/value head share its (widened) rows.
             let (k_bh, k_row) = k.head(b, g, total, hd, &mut k_wide);
             let (v_bh, v_row) = v.head(b, g, total, hv, &mut v_wide);
-            if seq == 1 {
-                // One query row (a decode step): the group's query heads are
-                // consecutive rows of q and of the output, so two products
-                // per group read its keys and values once, not once a head.
-                for (r, row) in scores.chunks_exact_mut(total).enumerate() {
-                    additive(row, b, g * rep + r);
-                }
-                let first = b * q_hidden + g * rep * hd;
-                sgemm_strided(
-                    rep,
-                    hd,
-                    total,
-                    scale,
-                    &q[first..],
-                    (hd, 1),
-                    k_bh,
-                    (1, k_row),
-                    1.0,
-                    &mut scores,
-                    (total, 1),
-                );
-                softmax_f32(&mut scores, total, 1);
-                sgemm_strided(
-                    rep,
-                    total,
-                    hv,
-                    1.0,
-                    &scores,
-                    (total, 1),
-                    v_bh,
-                    (v_row, 1),
-                    0.0,
-                    &mut out[b * out_hidden + g * rep * hv..],
-                    (hv, 1),
-                );
-                continue;
-            }
             for h in g * rep..(g + 1) * rep {
                 additive(&mut scores, b, h);
                 let q_bh = &q[b * seq * q_hidden + h * hd..];
