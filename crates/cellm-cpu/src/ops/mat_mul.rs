@@ -482,6 +482,10 @@ pub(crate) fn sgemm_f16b(m: usize, k: usize, n: usize, a: &[f32], b: &[half::f16
     // straight into C on this thread while the pool computes the others.
     let per = k.div_ceil(parts).div_ceil(4) * 4;
     let ranges = k.div_ceil(per);
+    if ranges <= 1 {
+        gemv_f16_acc(m, k, n, a, b, 0..k, c);
+        return;
+    }
     let ((), partials) = rayon::join(
         || gemv_f16_acc(m, k, n, a, b, 0..per.min(k), c),
         || {
