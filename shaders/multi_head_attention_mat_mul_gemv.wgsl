@@ -1,8 +1,8 @@
 // MultiHeadAttentionMatMul after a split-K attention of one query row:
 // c (1 x N) = a (1 x K) * B (K x N), where a[e] (row i = e / hv, the head;
 // value dim d = e % hv) is merged from the key chunks' partial softmax states
-// (max, sum, acc[hv]) at part[(c * rows + i) * (hv + 2)], exactly as
-// multi_head_attention_merge.wgsl merges them, while A is staged 256 values
+// (max, sum, acc[hv]) at part[(c * rows + i) * (hv + 2)] (attention_merge.wgsl,
+// as multi_head_attention_merge.wgsl does), while A is staged 256 values
 // at a time in workgroup memory; the product is gemv.wgsl's: a 16x16
 // workgroup owns 16 adjacent columns, its 16 thread rows split K.
 // Accumulates in f32.
@@ -10,34 +10,10 @@
 //#bind part r
 //#bind b r
 //#bind c rw
-
-const NEG: f32 = -3.4028235e38;
+//#include attention_merge
 
 var<workgroup> av: array<f32, 256>;
 var<workgroup> sums: array<f32, 256>;
-
-// Attention output element e: the chunks rescaled to the largest max.
-fn merged(e: u32) -> f32 {
-    let hv = pw(2u);
-    let splits = pw(3u);
-    let rows = pw(4u);
-    let i = e / hv;
-    let d = e % hv;
-    let st = hv + 2u;
-    let cs = rows * st;
-    var mm = NEG;
-    for (var c = 0u; c < splits; c++) { mm = max(mm, ld_part(c * cs + i * st)); }
-    var ll = 0.0;
-    var o = 0.0;
-    for (var c = 0u; c < splits; c++) {
-        let base = c * cs + i * st;
-        let f = exp(ld_part(base) - mm);
-        ll = fma(ld_part(base + 1u), f, ll);
-        o = fma(ld_part(base + 2u + d), f, o);
-    }
-    if (ll > 0.0) { return o / ll; }
-    return 0.0;
-}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -50,7 +26,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var acc = 0.0;
     for (var k0 = 0u; k0 < kdim; k0 += 256u) {
         var v = 0.0;
-        if (k0 + li < kdim) { v = merged(k0 + li); }
+        if (k0 + li < kdim) { v = merge_partials(k0 + li, pw(4u), pw(2u), pw(3u)); }
         av[li] = v;
         workgroupBarrier();
         if (col < n) {

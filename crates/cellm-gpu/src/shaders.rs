@@ -16,12 +16,21 @@
 //! 8-bit and packed 4-bit weights keep their size on the device); their `lw_`
 //! zero- or sign-extends like the 32-bit integer words, and `lq_NAME(w)` /
 //! `sq_NAME(w, v)` read / write the four bytes of word `w` at once.
+//! A `//#include NAME` line (after the bindings) pastes a WGSL snippet
+//! several kernels share (`SNIPPETS`).
 
 use crate::device::Caps;
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
+
+/// WGSL pieces several kernels share, pasted where a kernel says
+/// `//#include NAME` (after its bindings, whose accessors they may use).
+const SNIPPETS: &[(&str, &str)] = &[(
+    "attention_merge",
+    include_str!("../../../shaders/attention_merge.wgsl"),
+)];
 
 macro_rules! kernels {
     ($($name:literal),* $(,)?) => {
@@ -402,6 +411,12 @@ pub fn source(name: &str, caps: Caps, layouts: &[BindLayout], chunk_bytes: u64) 
                 emit_binding(&mut out, bname, *rw, *lay, next, native, chunk_bytes);
                 next += lay.chunks.max(1);
             }
+        } else if let Some(snippet) = line.trim().strip_prefix("//#include ") {
+            let Some((_, text)) = SNIPPETS.iter().find(|(n, _)| *n == snippet.trim()) else {
+                bail!("kernel '{name}' includes unknown WGSL snippet '{snippet}'");
+            };
+            out.push_str(text);
+            out.push('\n');
         } else {
             out.push_str(line);
             out.push('\n');

@@ -18,23 +18,10 @@ use cellm_gpu::ops::multi_head_attention::force_key_splits;
 use cellm_gpu::{GpuSession, SessionOptions};
 use cellm_ir::ops::{MultiHeadAttention, MultiHeadAttentionMatMul};
 use cellm_ir::{DType, Dim, Fact, Graph, Node, Op, Tensor};
+use cellm_testkit::random_tensor;
 use common::op_check::{check_with, rng, In, Setup};
-use half::f16;
 use rand::rngs::StdRng;
-use rand::Rng;
 use std::collections::HashMap;
-
-fn randt(r: &mut StdRng, shape: &[usize], dtype: DType, scale: f32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| r.random_range(-scale..scale)).collect();
-    match dtype {
-        DType::F16 => Tensor::from_vec(
-            shape.to_vec(),
-            v.into_iter().map(f16::from_f32).collect::<Vec<_>>(),
-        ),
-        _ => Tensor::from_vec(shape.to_vec(), v),
-    }
-}
 
 fn op(heads: usize, kv_heads: usize) -> MultiHeadAttentionMatMul {
     MultiHeadAttentionMatMul {
@@ -65,34 +52,17 @@ fn inputs(r: &mut StdRng, c: Case, kv: DType, wt: DType, masked: bool) -> Vec<In
         In::Run(Tensor::from_vec(vec![1, t], m))
     });
     vec![
-        In::Run(randt(r, &[1, s, h * d], DType::F32, 2.0)),
-        In::Run(randt(r, &kv_shape, kv, 1.0)),
+        In::Run(random_tensor(r, &[1, s, h * d], DType::F32, -2.0, 2.0)),
+        In::Run(random_tensor(r, &kv_shape, kv, -1.0, 1.0)),
         // Values centred on 1: outputs O(1), so the bound is relative.
-        In::Run(randt(r, &kv_shape, kv, 1.0).map_f32(|v| v + 1.0)),
+        In::Run(random_tensor(r, &kv_shape, kv, 0.0, 2.0)),
         In::None,
         mask.unwrap_or(In::None),
         In::None,
         In::None,
         In::None,
-        In::Const(randt(r, &[h * d, n], wt, 0.1)),
+        In::Const(random_tensor(r, &[h * d, n], wt, -0.1, 0.1)),
     ]
-}
-
-trait MapF32 {
-    fn map_f32(self, f: impl Fn(f32) -> f32) -> Tensor;
-}
-
-impl MapF32 for Tensor {
-    fn map_f32(self, f: impl Fn(f32) -> f32) -> Tensor {
-        let v: Vec<f32> = self.to_f32_vec().unwrap().into_iter().map(f).collect();
-        match self.dtype() {
-            DType::F16 => Tensor::from_vec(
-                self.shape().to_vec(),
-                v.into_iter().map(f16::from_f32).collect::<Vec<_>>(),
-            ),
-            _ => Tensor::from_vec(self.shape().to_vec(), v),
-        }
-    }
 }
 
 const CASES: [Case; 4] = [

@@ -5,15 +5,11 @@
 
 use cellm_ir::{DType, Graph, Op};
 use cellm_opt::passes::{f16_kv_cache, kv_cache};
-use std::path::PathBuf;
+
+mod common;
 
 fn load(rel: &str) -> Graph {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(rel);
-    let mut g = cellm_onnx::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
-    cellm_opt::optimize(&mut g).unwrap_or_else(|e| panic!("{rel}: {e:#}"));
-    g
+    common::optimized_model(rel)
 }
 
 /// dtypes of the graph inputs/outputs whose names start with `prefix`.

@@ -8,14 +8,11 @@ use cellm_ir::{DType, Graph, Op, Tensor};
 use cellm_opt::passes::{causal_mask, kv_cache, multi_head_attention_mat_mul};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-use std::path::PathBuf;
+
+mod common;
 
 fn decoder_form(rel: &str) -> Graph {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(rel);
-    let mut g = cellm_onnx::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
-    cellm_opt::optimize(&mut g).unwrap_or_else(|e| panic!("{rel}: {e:#}"));
+    let mut g = common::optimized_model(rel);
     assert!(kv_cache::apply(&mut g).unwrap() > 0, "{rel}: kv_cache");
     causal_mask::apply(&mut g, "attention_mask", Some("position_ids")).unwrap();
     g

@@ -30,6 +30,18 @@ fn gpu() -> Option<Backend> {
     }
 }
 
+/// The CPU, and the GPU unless it may be skipped and is missing.
+fn cpu_and_gpu() -> Vec<Backend> {
+    std::iter::once(Backend::Cpu).chain(gpu()).collect()
+}
+
+/// A generator from a fresh seed, printed so a failure can be replayed.
+fn seeded() -> (u64, rand::rngs::StdRng) {
+    let seed: u64 = rand::rng().random();
+    println!("seed {seed}");
+    (seed, rand::rngs::StdRng::seed_from_u64(seed))
+}
+
 /// The optimised decoder that feeds present back as past (no cache pass).
 fn plain(file: &str) -> Result<KvDecoder> {
     let mut g = cellm_onnx::load(&fixture(file))?;
@@ -174,9 +186,7 @@ fn gpu_decode_step_transfers_no_kv() -> Result<()> {
 fn gpu_resident_mask_matches_uploaded_mask() -> Result<()> {
     let Some(gpu) = gpu() else { return Ok(()) };
     let file = "micro/onnx/decoder_model_merged.onnx";
-    let seed: u64 = rand::rng().random();
-    println!("seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (seed, mut rng) = seeded();
     let mut resident = cached_reading_mask(file, &gpu, 8)?;
     let mut uploaded = cached_reading_mask(file, &gpu, 8)?;
     uploaded.set_resident_mask(false);
@@ -246,8 +256,7 @@ fn resident_mask_only_for_cached_decoders() -> Result<()> {
 /// error each, so logits move by well under 2e-2 of their scale.
 #[test]
 fn f16_weights_close_to_f32() -> Result<()> {
-    let mut backends = vec![Backend::Cpu];
-    backends.extend(gpu());
+    let backends = cpu_and_gpu();
     for backend in backends {
         let file = "micro/onnx/decoder_model_merged.onnx";
         let mut reference = plain(file)?;
@@ -319,11 +328,8 @@ fn f16_weights_close_to_f32() -> Result<()> {
 fn long_prefill_runs_in_chunks() -> Result<()> {
     use cellm_runtime::decoder::PREFILL_CHUNK;
     let file = "micro/onnx/decoder_model_merged.onnx";
-    let seed: u64 = rand::rng().random();
-    println!("seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut backends = vec![Backend::Cpu];
-    backends.extend(gpu());
+    let (seed, mut rng) = seeded();
+    let backends = cpu_and_gpu();
     for backend in &backends {
         let mut reference = plain(file)?;
         let mut fast = cached(file, backend, 64)?;
@@ -384,11 +390,8 @@ fn f16_cached(file: &str, backend: &Backend, weights_f16: bool) -> Result<KvDeco
 #[test]
 fn f16_kv_caches_close_to_f32() -> Result<()> {
     let file = "micro/onnx/decoder_model_merged.onnx";
-    let seed: u64 = rand::rng().random();
-    println!("seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut backends = vec![Backend::Cpu];
-    backends.extend(gpu());
+    let (seed, mut rng) = seeded();
+    let backends = cpu_and_gpu();
     let hidden = plain(file)?.hidden_size();
     let steps: Vec<Vec<f32>> = [7usize, 1, 1, 1, 1, 1, 1]
         .iter()
@@ -460,9 +463,7 @@ fn gpu_device_embedding_rows_match_host_rows() -> Result<()> {
     let mut on_device = cached(file, &gpu, 8)?;
     let mut on_host = cached(file, &gpu, 8)?;
     assert!(on_device.takes_device_rows(cellm_ir::DType::F32));
-    let seed: u64 = rand::rng().random();
-    println!("seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (seed, mut rng) = seeded();
     let ids_in = |id: i64| {
         HashMap::from([(
             "input_ids".to_string(),

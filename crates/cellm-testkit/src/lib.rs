@@ -25,6 +25,38 @@ pub type Runner = Box<dyn Fn(&HashMap<String, Tensor>) -> Result<HashMap<String,
 /// where that is allowed).
 pub type Prepare<'a> = &'a dyn Fn(Graph) -> Option<Runner>;
 
+/// A random generator from a fresh seed (printed), or from CELLM_TEST_SEED to
+/// replay a failure.
+pub fn seeded_rng() -> rand::rngs::StdRng {
+    use rand::{Rng, SeedableRng};
+    let seed = std::env::var("CELLM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    println!("seed {seed} (CELLM_TEST_SEED to replay)");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// A tensor of uniform values in [lo, hi): f32, or rounded to f16.
+pub fn random_tensor(
+    r: &mut rand::rngs::StdRng,
+    shape: &[usize],
+    dtype: DType,
+    lo: f32,
+    hi: f32,
+) -> Tensor {
+    use rand::Rng;
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| r.random_range(lo..hi)).collect();
+    match dtype {
+        DType::F16 => Tensor::from_vec(
+            shape.to_vec(),
+            v.into_iter().map(f16::from_f32).collect::<Vec<_>>(),
+        ),
+        _ => Tensor::from_vec(shape.to_vec(), v),
+    }
+}
+
 /// `models/<rel>` in the repository, else `../shared/fixtures/<rel>` beside it.
 pub fn fixture(rel: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

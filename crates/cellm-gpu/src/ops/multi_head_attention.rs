@@ -327,39 +327,42 @@ pub fn encode_unmerged(
     let many = if cpu { FEW_ROWS_ON_CPU } else { MANY_ROWS };
     let split = key_splits(n, total, cpu);
     let presents = want_present && op.kv_num_heads.is_none();
-    if let (Some((splits, chunk)), true, false, true) = (split, defer_merge, presents, hv > 0) {
+    // hv == 0: nothing to write (and the blocked kernel clamps value dims to
+    // hv - 1).
+    let split = split.filter(|_| hv > 0);
+    if let Some((splits, chunk)) = split {
+        // Key chunks per row: partials, f32 whatever the storage,
+        // [splits, n, (max, sum, acc[hv])].
         let part = k.alloc(DType::F32, vec![splits, n, hv + 2])?;
         let mut p = p;
         p[22] = w(splits)?;
         p[23] = w(chunk)?;
         let bufs = [q, &pk, &pv, mask_buf, bias_buf, &part];
         k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n * splits)?;
-        return Ok(Attention::Split(Partials {
-            part,
-            rows: n,
-            hv,
-            splits,
-            dtype: q.dtype,
-            shape: out_shape,
+        if defer_merge && !presents {
+            return Ok(Attention::Split(Partials {
+                part,
+                rows: n,
+                hv,
+                splits,
+                dtype: q.dtype,
+                shape: out_shape,
+            }));
+        }
+        let out = k.alloc(q.dtype, out_shape)?;
+        let mp = [w(n)?, hv as u32, w(splits)?];
+        k.dispatch_1d("multi_head_attention_merge", &mp, &[&part, &out], n * hv)?;
+        k.recycle(part);
+        return Ok(Attention::Done(if presents {
+            vec![out, pk, pv]
+        } else {
+            vec![out]
         }));
     }
     let out = k.alloc(q.dtype, out_shape)?;
     let bufs = [q, &pk, &pv, mask_buf, bias_buf, &out];
-    // hv == 0: nothing to write (and the blocked kernel clamps value dims to
-    // hv - 1).
     if hv > 0 {
-        if let Some((splits, chunk)) = split {
-            // Partials are f32 whatever the storage: [splits, n, (max, sum, acc[hv])].
-            let part = k.alloc(DType::F32, vec![splits, n, hv + 2])?;
-            let mut p = p;
-            p[22] = w(splits)?;
-            p[23] = w(chunk)?;
-            let bufs = [q, &pk, &pv, mask_buf, bias_buf, &part];
-            k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n * splits)?;
-            let mp = [w(n)?, hv as u32, w(splits)?];
-            k.dispatch_1d("multi_head_attention_merge", &mp, &[&part, &out], n * hv)?;
-            k.recycle(part);
-        } else if n >= many {
+        if n >= many {
             k.dispatch_1d("multi_head_attention", &p, &bufs, n)?;
         } else {
             k.dispatch_groups("multi_head_attention_blocked", &p, &bufs, n)?;

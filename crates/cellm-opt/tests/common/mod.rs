@@ -1,6 +1,19 @@
-//! Helpers shared by the hand-built-graph pass tests.
+//! Helpers shared by the pass tests: hand-built graphs, and the micro
+//! models after the default pipeline.
+
+#![allow(dead_code)] // each test file uses some of them
 
 use cellm_ir::{Graph, Node, Op};
+
+/// `models/<rel>` imported and optimised by the default pipeline.
+pub fn optimized_model(rel: &str) -> Graph {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(rel);
+    let mut g = cellm_onnx::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    cellm_opt::optimize(&mut g).unwrap_or_else(|e| panic!("{rel}: {e:#}"));
+    g
+}
 
 /// A fresh seed (printed), or CELLM_TEST_SEED to replay one.
 pub fn seed() -> u64 {
