@@ -329,19 +329,24 @@ fn bench_decoder(a: DecoderArgs) -> Result<()> {
                 &mut |d, _| d.forward(&row),
             )
             .with_context(|| format!("decoder case ctx {ctx}"))?;
+            // The GPU's own count for the last timed decode step (the device
+            // picks its attention kernels by context length).
+            let dispatches = decoder.last_gpu_stats().map(|s| s.dispatches);
             let case = json!({
                 "ctx": ctx,
                 "prefill_s": times.prefill_s,
                 "prefill_tok_s": tok_s(ctx, times.prefill_s),
                 "decode_s_per_token": times.step_s,
                 "decode_tok_s": tok_s(1, times.step_s),
+                "gpu_dispatches_per_decode_step": dispatches,
             });
             println!(
-                "  ctx {ctx:>5}: prefill {:.4} s ({:.1} tok/s), decode {:.2} ms/token ({:.1} tok/s)",
+                "  ctx {ctx:>5}: prefill {:.4} s ({:.1} tok/s), decode {:.2} ms/token ({:.1} tok/s){}",
                 times.prefill_s,
                 tok_s(ctx, times.prefill_s),
                 times.step_s * 1e3,
-                tok_s(1, times.step_s)
+                tok_s(1, times.step_s),
+                dispatches.map_or(String::new(), |d| format!(", {d} dispatches per step")),
             );
             cases.push(case);
         }

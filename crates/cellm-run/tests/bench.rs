@@ -82,7 +82,40 @@ fn bench_decoder_micro_json() {
     for (c, n) in cases.iter().zip([8.0, 3.0]) {
         consistent(c, n, "prefill_s", "prefill_tok_s");
         consistent(c, 1.0, "decode_s_per_token", "decode_tok_s");
+        assert!(c["gpu_dispatches_per_decode_step"].is_null(), "{c}");
     }
+}
+
+/// On the GPU each case reports the device's dispatch count for a decode
+/// step, which is what `stats` promises (and null on the CPU).
+#[test]
+fn bench_decoder_gpu_reports_dispatches() {
+    let model = fixture("micro");
+    let mut cmd = cellm_run();
+    cmd.args([
+        "bench",
+        "decoder",
+        model.to_str().expect("utf-8 path"),
+        "--ctx",
+        "8",
+        "--steps",
+        "2",
+        "--reps",
+        "1",
+        "--backend",
+        "gpu",
+        "--json",
+    ]);
+    let Some(out) = common::run_checked("bench decoder --backend gpu", &mut cmd) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let j: Value = serde_json::from_str(stdout.lines().last().expect("stdout")).expect("json");
+    let stats =
+        last_json(cellm_run().args(["stats", model.to_str().expect("utf-8 path"), "--json"]));
+    let want = &stats["graphs"]["decoder_model_merged"]["dispatches_per_decode_step"];
+    assert!(want.as_u64().is_some(), "{stats}");
+    assert_eq!(&j["cases"][0]["gpu_dispatches_per_decode_step"], want);
 }
 
 #[test]
