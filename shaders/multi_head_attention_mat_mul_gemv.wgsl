@@ -6,7 +6,9 @@
 // at a time in workgroup memory; the product is gemv.wgsl's: a 16x16
 // workgroup owns 16 adjacent columns, its 16 thread rows split K.
 // Accumulates in f32.
-// P: [N, K, hv, splits, rows, tiles_n]
+// f16 storage (P[6] = 1) rounds each merged value to f16 first, as the
+// unfused attention would store it.
+// P: [N, K, hv, splits, rows, tiles_n, round_a_f16]
 //#bind part r
 //#bind b r
 //#bind c rw
@@ -26,7 +28,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var acc = 0.0;
     for (var k0 = 0u; k0 < kdim; k0 += 256u) {
         var v = 0.0;
-        if (k0 + li < kdim) { v = merge_partials(k0 + li, pw(4u), pw(2u), pw(3u)); }
+        if (k0 + li < kdim) {
+            v = merge_partials(k0 + li, pw(4u), pw(2u), pw(3u));
+            if (pw(6u) == 1u) { v = unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x; }
+        }
         av[li] = v;
         workgroupBarrier();
         if (col < n) {

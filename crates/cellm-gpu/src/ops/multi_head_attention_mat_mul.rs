@@ -82,6 +82,7 @@ fn merge_project(k: &mut Kern, p: Partials, w: &DevTensor) -> Result<Vec<DevTens
         u32_of(p.splits, what)?,
         u32_of(p.rows, what)?,
         u32_of(tiles_n, what)?,
+        u32::from(p.dtype == cellm_ir::DType::F16),
     ];
     k.dispatch_groups(
         "multi_head_attention_mat_mul_gemv",
