@@ -765,13 +765,7 @@ fn long_context_attention() {
                 );
                 check(
                     &what,
-                    Op::MultiHeadAttention(MultiHeadAttention {
-                        num_heads: h,
-                        scale: None,
-                        mask_filter_value: -10000.0,
-                        unidirectional: true,
-                        kv_num_heads: Some(g),
-                    }),
+                    gqa(h, g),
                     vec![
                         In::Run(randf(&mut r, &[b, s, h * d], -2.0, 2.0)),
                         In::Run(randf(&mut r, &kv_shape, -1.0, 1.0)),
@@ -789,13 +783,7 @@ fn long_context_attention() {
     let (t, d, h, g) = (1300, 64, 6, 2);
     check(
         "attention f16 t=1300 s=1",
-        Op::MultiHeadAttention(MultiHeadAttention {
-            num_heads: h,
-            scale: None,
-            mask_filter_value: -10000.0,
-            unidirectional: true,
-            kv_num_heads: Some(g),
-        }),
+        gqa(h, g),
         vec![
             In::Run(randh(&mut r, &[b, 1, h * d])),
             In::Run(randh(&mut r, &[b, t, g * d])),
@@ -1127,13 +1115,7 @@ fn grouped_attention_and_kv_cache_append() {
             mask[0] = 0;
             check(
                 &format!("GQA attention s={s} t={t} h={h} g={g} bnsh={bnsh}"),
-                Op::MultiHeadAttention(MultiHeadAttention {
-                    num_heads: h,
-                    scale: None,
-                    mask_filter_value: -10000.0,
-                    unidirectional: true,
-                    kv_num_heads: Some(g),
-                }),
+                gqa(h, g),
                 vec![
                     In::Run(randf(&mut r, &[b, s, h * d], -1.0, 1.0)),
                     In::Run(randf(&mut r, &kv_shape, -1.0, 1.0)),

@@ -279,17 +279,15 @@ fn graph_stats(path: &Path, a: &StatsArgs) -> Result<(Value, String)> {
     Ok((v, text))
 }
 
-/// Launches a `rows`-row prefill takes beyond one per kernel: above the fused
-/// kernel's row limit a MatMulMultiRotary runs its products and its rotary
-/// as two launches, plus a cast per f16-stored output.
+/// Launches a `rows`-row prefill takes beyond one per kernel (the GPU's
+/// row-dependent forms).
 fn extra_prefill_dispatches(g: &Graph, rows: usize) -> usize {
-    if rows <= cellm_gpu::ops::mat_mul_multi_rotary::MAX_ROWS {
-        return 0;
-    }
     g.nodes
         .node_weights()
         .map(|n| match &n.op {
-            Op::MatMulMultiRotary(op) => 1 + op.f16_outputs.len(),
+            Op::MatMulMultiRotary(op) => {
+                cellm_gpu::ops::mat_mul_multi_rotary::extra_launches(op, rows)
+            }
             _ => 0,
         })
         .sum()

@@ -8,28 +8,9 @@ use cellm_ir::{Graph, Op};
 use cellm_runtime::backend::{optimize_for, Backend, ExecOptions, Executable};
 use cellm_runtime::decoder::KvDecoder;
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
-use std::sync::Arc;
 
-fn fixture(rel: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let local = root.join("models").join(rel);
-    if local.exists() {
-        return local;
-    }
-    root.join("../shared/fixtures").join(rel)
-}
-
-fn gpu() -> Option<Backend> {
-    match cellm_gpu::GpuContext::new() {
-        Ok(ctx) => Some(Backend::Gpu(Arc::clone(&ctx))),
-        Err(e) if std::env::var("CELLM_ALLOW_NO_GPU").as_deref() == Ok("1") => {
-            eprintln!("skipping GPU case (CELLM_ALLOW_NO_GPU=1): {e}");
-            None
-        }
-        Err(e) => panic!("no usable GPU adapter ({e}); set CELLM_ALLOW_NO_GPU=1 to skip"),
-    }
-}
+mod common;
+use common::{fixture, gpu, max_rel};
 
 /// (attentions, of which causal without a bias input), alone or fused with
 /// their output projection.
@@ -68,15 +49,6 @@ fn with_pass(file: &str, backend: &Backend) -> Result<KvDecoder> {
         "{file}: {causal} of {all} attentions causal"
     );
     KvDecoder::new(exe)
-}
-
-fn max_rel(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(1f64, |m, &w| m.max(w.abs() as f64));
-    got.iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).abs() / scale)
-        .fold(0.0, f64::max)
 }
 
 /// Prefill 5 random rows, then 5 single steps. The two forms differ only in

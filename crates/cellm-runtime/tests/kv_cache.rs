@@ -7,40 +7,9 @@ use anyhow::Result;
 use cellm_runtime::backend::{optimize_for, Backend, ExecOptions, Executable};
 use cellm_runtime::decoder::KvDecoder;
 use rand::{Rng, SeedableRng};
-use std::path::PathBuf;
-use std::sync::Arc;
 
-fn fixture(rel: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let local = root.join("models").join(rel);
-    if local.exists() {
-        return local;
-    }
-    root.join("../shared/fixtures").join(rel)
-}
-
-fn gpu() -> Option<Backend> {
-    match cellm_gpu::GpuContext::new() {
-        Ok(ctx) => Some(Backend::Gpu(Arc::clone(&ctx))),
-        Err(e) if std::env::var("CELLM_ALLOW_NO_GPU").as_deref() == Ok("1") => {
-            eprintln!("skipping GPU case (CELLM_ALLOW_NO_GPU=1): {e}");
-            None
-        }
-        Err(e) => panic!("no usable GPU adapter ({e}); set CELLM_ALLOW_NO_GPU=1 to skip"),
-    }
-}
-
-/// The CPU, and the GPU unless it may be skipped and is missing.
-fn cpu_and_gpu() -> Vec<Backend> {
-    std::iter::once(Backend::Cpu).chain(gpu()).collect()
-}
-
-/// A generator from a fresh seed, printed so a failure can be replayed.
-fn seeded() -> (u64, rand::rngs::StdRng) {
-    let seed: u64 = rand::rng().random();
-    println!("seed {seed}");
-    (seed, rand::rngs::StdRng::seed_from_u64(seed))
-}
+mod common;
+use common::{cpu_and_gpu, fixture, gpu, max_rel, seeded};
 
 /// The optimised decoder that feeds present back as past (no cache pass).
 fn plain(file: &str) -> Result<KvDecoder> {
@@ -67,15 +36,6 @@ fn cached_reading_mask(file: &str, backend: &Backend, max_seq: usize) -> Result<
     assert!(cellm_opt::passes::kv_cache::apply(&mut g)? > 0);
     cellm_opt::passes::last_logits::apply(&mut g, "logits")?;
     KvDecoder::with_max_seq(Executable::prepared(g, backend)?, max_seq)
-}
-
-fn max_rel(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(1f64, |m, &w| m.max(w.abs() as f64));
-    got.iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).abs() / scale)
-        .fold(0.0, f64::max)
 }
 
 /// Prefill 7 random rows, then 6 single steps; logits must match the plain

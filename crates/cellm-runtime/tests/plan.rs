@@ -12,14 +12,8 @@ use cellm_runtime::Backend;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-fn fixture(rel: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let local = root.join("models").join(rel);
-    if local.exists() {
-        return local;
-    }
-    root.join("../shared/fixtures").join(rel)
-}
+mod common;
+use common::fixture;
 
 /// A fresh temporary folder, unique per test and run.
 fn temp_dir(tag: &str) -> PathBuf {

@@ -30,6 +30,16 @@ pub const MAX_ROWS: usize = 16;
 /// Weight slots of the fused kernel.
 const SLOTS: usize = 3;
 
+/// Launches beyond one that `rows` rows of `op` take: above [`MAX_ROWS`]
+/// the two-launch form, plus a cast per f16-stored output.
+pub fn extra_launches(op: &MatMulMultiRotary, rows: usize) -> usize {
+    if rows <= MAX_ROWS {
+        0
+    } else {
+        1 + op.f16_outputs.len()
+    }
+}
+
 /// Float A of rank >= 2, two or more weights as MatMulMulti takes them, a
 /// float cache, integer position_ids on the host.
 pub fn supported(args: &Args) -> bool {
