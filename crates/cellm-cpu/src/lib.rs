@@ -4,6 +4,7 @@
 pub mod interpreter;
 pub mod kv_cache;
 pub mod ops;
+pub mod panels;
 pub mod par;
 pub mod vmath;
 

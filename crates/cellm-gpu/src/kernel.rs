@@ -693,6 +693,10 @@ impl<'a> Kern<'a> {
 
     /// Copies a host tensor to the device (converting to device words).
     pub fn upload(&mut self, t: &Tensor) -> Result<DevTensor> {
+        if t.layout() != cellm_ir::Layout::RowMajor {
+            // CPU plans store decode weights in panels; GPU plans never do.
+            bail!("cannot upload {t:?}: the GPU reads row-major tensors (a CPU plan?)");
+        }
         let words: Vec<u32>;
         let bytes: &[u8] = match t.dtype() {
             DType::F32 | DType::F16 | DType::I32 | DType::U8 | DType::I8 => t.bytes(),

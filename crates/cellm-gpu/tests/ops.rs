@@ -1188,3 +1188,34 @@ fn mat_mul_f16_weights() {
         );
     }
 }
+
+/// A CPU plan's panel-stored weight (cellm-opt's `weight_panels`) is refused
+/// when a session uploads it, with an error naming the layout, instead of
+/// being read as row-major.
+#[test]
+fn panel_stored_weights_are_refused() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut r = common::op_check::rng();
+    let mut g = cellm_ir::Graph::new("panels");
+    g.add_input(
+        "x",
+        cellm_ir::Fact::new(DType::F32, Some(vec![1.into(), 64.into()])),
+    );
+    let w = randh(&mut r, &[64, 40]).to_panels(32).unwrap();
+    g.add_initializer("w", w);
+    let (x, w, y) = (g.value("x"), g.value("w"), g.value("y"));
+    g.add_node(cellm_ir::Node {
+        name: "mm".into(),
+        op: Op::MatMul(cellm_ir::ops::MatMul),
+        inputs: vec![Some(x), Some(w)],
+        outputs: vec![Some(y)],
+    })
+    .unwrap();
+    g.outputs.push(y);
+    g.infer_facts().unwrap();
+    let err = match cellm_gpu::GpuSession::with_context(ctx, g, Default::default()) {
+        Ok(_) => panic!("a panel-stored weight was uploaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("row-major"), "{err}");
+}

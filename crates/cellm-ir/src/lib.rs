@@ -14,4 +14,4 @@ pub use dtype::DType;
 pub use graph::{Graph, Node, ValueId, ValueInfo};
 pub use ops::{Fact, Op};
 pub use shape::{Dim, SymShape};
-pub use tensor::{Element, Tensor};
+pub use tensor::{Element, Layout, Tensor};

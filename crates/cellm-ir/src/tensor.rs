@@ -4,6 +4,11 @@
 //! the page cache (no copy), and values made by kernels move in without a copy
 //! (`Bytes::from_owner`). Storage is always aligned for its dtype, so typed
 //! views are plain casts.
+//!
+//! A tensor's bytes are row-major unless its [`Layout`] says otherwise: a
+//! CPU plan may store a 2-D weight in column panels (see
+//! [`Tensor::to_panels`]), which only the kernels that read that layout
+//! accept; every row-major accessor refuses such a tensor.
 
 use crate::dtype::DType;
 use crate::shape::numel;
@@ -15,6 +20,30 @@ pub struct Tensor {
     dtype: DType,
     shape: Vec<usize>,
     data: Bytes,
+    layout: Layout,
+}
+
+/// How a tensor's elements are ordered in its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Layout {
+    #[default]
+    RowMajor,
+    /// A 2-D [K, N] tensor as ceil(N / width) panels of `width` columns,
+    /// each K×width row-major, the last one zero-padded. A one-row product
+    /// then streams each panel front to back with its outputs in registers
+    /// (the CPU's decode GEMVs; see cellm-opt's `weight_panels`).
+    Panels { width: usize },
+}
+
+impl Layout {
+    /// Elements stored for a tensor of `shape` in this layout.
+    pub fn stored_len(self, shape: &[usize]) -> usize {
+        match (self, shape) {
+            (Layout::Panels { width }, &[k, n]) => k * n.div_ceil(width.max(1)) * width,
+            _ => numel(shape),
+        }
+    }
 }
 
 /// Owner that lets a typed `Vec` become `Bytes` without a copy.
@@ -56,7 +85,22 @@ impl Tensor {
     /// A tensor from raw little-endian bytes. Copies only when `data` is not
     /// aligned for `dtype` (possible for initializers inside a protobuf).
     pub fn from_bytes(dtype: DType, shape: Vec<usize>, data: Bytes) -> anyhow::Result<Tensor> {
-        let want = numel(&shape) * dtype.size();
+        Tensor::from_bytes_in(dtype, shape, Layout::RowMajor, data)
+    }
+
+    /// [`Tensor::from_bytes`] for bytes stored in `layout`.
+    pub fn from_bytes_in(
+        dtype: DType,
+        shape: Vec<usize>,
+        layout: Layout,
+        data: Bytes,
+    ) -> anyhow::Result<Tensor> {
+        if let Layout::Panels { width } = layout {
+            if shape.len() != 2 || width == 0 {
+                anyhow::bail!("a {dtype} {shape:?} tensor cannot be stored in panels of {width}");
+            }
+        }
+        let want = layout.stored_len(&shape) * dtype.size();
         if data.len() != want {
             anyhow::bail!(
                 "tensor of {dtype} {shape:?} needs {want} bytes but {} were given",
@@ -70,7 +114,12 @@ impl Tensor {
         } else {
             data
         };
-        Ok(Tensor { dtype, shape, data })
+        Ok(Tensor {
+            dtype,
+            shape,
+            data,
+            layout,
+        })
     }
 
     pub fn from_vec<T: Element>(shape: Vec<usize>, values: Vec<T>) -> Tensor {
@@ -84,6 +133,7 @@ impl Tensor {
             dtype: T::DTYPE,
             shape,
             data: Bytes::from_owner(VecOwner(values)),
+            layout: Layout::RowMajor,
         }
     }
 
@@ -106,6 +156,7 @@ impl Tensor {
             dtype,
             shape,
             data: Bytes::from_owner(VecOwner(words)).slice(0..n),
+            layout: Layout::RowMajor,
         }
     }
 
@@ -124,12 +175,29 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The stored bytes, in [`Tensor::layout`] order.
     pub fn bytes(&self) -> &Bytes {
         &self.data
+    }
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    fn require_row_major(&self) -> anyhow::Result<()> {
+        if let Layout::Panels { width } = self.layout {
+            anyhow::bail!(
+                "the {} {:?} tensor is stored in column panels of {width}, \
+                 which only the CPU weight-product kernels read",
+                self.dtype,
+                self.shape
+            );
+        }
+        Ok(())
     }
 
     /// Same data under another shape of equal size.
     pub fn reshaped(&self, shape: Vec<usize>) -> anyhow::Result<Tensor> {
+        self.require_row_major()?;
         if numel(&shape) != self.len() {
             anyhow::bail!("cannot reshape {:?} into {shape:?}", self.shape);
         }
@@ -137,16 +205,92 @@ impl Tensor {
             dtype: self.dtype,
             shape,
             data: self.data.clone(),
+            layout: Layout::RowMajor,
         })
     }
 
-    /// Typed view; fails when the dtype differs.
+    /// Typed row-major view; fails when the dtype differs or the tensor is
+    /// stored in another layout.
     pub fn view<T: Element>(&self) -> anyhow::Result<&[T]> {
         let ok = self.dtype == T::DTYPE || (self.dtype == DType::Bool && T::DTYPE == DType::U8);
         if !ok {
             anyhow::bail!("expected a {} tensor, got {}", T::DTYPE, self.dtype);
         }
+        self.require_row_major()?;
         Ok(bytemuck::cast_slice(&self.data))
+    }
+
+    /// A 2-D row-major tensor re-stored in column panels of `width` (see
+    /// [`Layout::Panels`]); the logical shape and values are unchanged.
+    pub fn to_panels(&self, width: usize) -> anyhow::Result<Tensor> {
+        self.require_row_major()?;
+        let &[k, n] = self.shape.as_slice() else {
+            anyhow::bail!(
+                "only a 2-D tensor can be stored in panels, got {:?}",
+                self.shape
+            );
+        };
+        if width == 0 {
+            anyhow::bail!("panel width must be positive");
+        }
+        let es = self.dtype.size();
+        let layout = Layout::Panels { width };
+        let mut words = vec![0u64; (layout.stored_len(&self.shape) * es).div_ceil(8)];
+        let out = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words);
+        for p in 0..n.div_ceil(width) {
+            let (j0, w) = (p * width, width.min(n - p * width));
+            for kk in 0..k {
+                let src = (kk * n + j0) * es;
+                let dst = ((p * k + kk) * width) * es;
+                out[dst..dst + w * es].copy_from_slice(&self.data[src..src + w * es]);
+            }
+        }
+        let len = layout.stored_len(&self.shape) * es;
+        Ok(Tensor {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            data: Bytes::from_owner(VecOwner(words)).slice(0..len),
+            layout,
+        })
+    }
+
+    /// The stored elements of a panel-stored tensor and the panel width.
+    pub fn panels<T: Element>(&self) -> anyhow::Result<(&[T], usize)> {
+        let Layout::Panels { width } = self.layout else {
+            anyhow::bail!(
+                "the {} {:?} tensor is row-major, not in panels",
+                self.dtype,
+                self.shape
+            );
+        };
+        if self.dtype != T::DTYPE {
+            anyhow::bail!("expected a {} tensor, got {}", T::DTYPE, self.dtype);
+        }
+        Ok((bytemuck::cast_slice(&self.data), width))
+    }
+
+    /// The same values stored row-major (a copy for a panel-stored tensor).
+    pub fn to_row_major(&self) -> Tensor {
+        let Layout::Panels { width } = self.layout else {
+            return self.clone();
+        };
+        let (k, n, es) = (self.shape[0], self.shape[1], self.dtype.size());
+        let mut words = vec![0u64; (k * n * es).div_ceil(8)];
+        let out = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words);
+        for p in 0..n.div_ceil(width) {
+            let (j0, w) = (p * width, width.min(n - p * width));
+            for kk in 0..k {
+                let src = ((p * k + kk) * width) * es;
+                let dst = (kk * n + j0) * es;
+                out[dst..dst + w * es].copy_from_slice(&self.data[src..src + w * es]);
+            }
+        }
+        Tensor {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            data: Bytes::from_owner(VecOwner(words)).slice(0..k * n * es),
+            layout: Layout::RowMajor,
+        }
     }
 
     pub fn f32s(&self) -> anyhow::Result<&[f32]> {
@@ -163,7 +307,11 @@ impl Tensor {
     }
 
     /// Values converted to f64 (for comparisons and small host-side math).
+    /// A panel-stored tensor is read in row-major order.
     pub fn to_f64_vec(&self) -> Vec<f64> {
+        if self.layout != Layout::RowMajor {
+            return self.to_row_major().to_f64_vec();
+        }
         let b = &self.data[..];
         match self.dtype {
             DType::F32 => bytemuck::cast_slice::<u8, f32>(b)
@@ -193,6 +341,7 @@ impl Tensor {
 
     /// Integer values (for shape math): i64/i32/u8/i8/bool tensors.
     pub fn to_i64_vec(&self) -> anyhow::Result<Vec<i64>> {
+        self.require_row_major()?;
         let b = &self.data[..];
         Ok(match self.dtype {
             DType::I64 => bytemuck::cast_slice::<u8, i64>(b).to_vec(),
@@ -222,20 +371,32 @@ impl Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor({} {:?})", self.dtype, self.shape)
+        match self.layout {
+            Layout::RowMajor => write!(f, "Tensor({} {:?})", self.dtype, self.shape),
+            Layout::Panels { width } => {
+                write!(
+                    f,
+                    "Tensor({} {:?} in panels of {width})",
+                    self.dtype, self.shape
+                )
+            }
+        }
     }
 }
 
 impl PartialEq for Tensor {
     fn eq(&self, other: &Tensor) -> bool {
-        self.dtype == other.dtype && self.shape == other.shape && self.data == other.data
+        self.dtype == other.dtype
+            && self.shape == other.shape
+            && self.layout == other.layout
+            && self.data == other.data
     }
 }
 
 /// Tensors as (dtype, shape, little-endian bytes), for plans on disk.
 #[cfg(feature = "serde")]
 mod serde_impl {
-    use super::Tensor;
+    use super::{Layout, Tensor};
     use crate::DType;
     use bytes::Bytes;
 
@@ -244,6 +405,8 @@ mod serde_impl {
         dtype: DType,
         shape: Vec<usize>,
         data: Vec<u8>,
+        #[serde(default)]
+        layout: Layout,
     }
 
     impl serde::Serialize for Tensor {
@@ -252,6 +415,7 @@ mod serde_impl {
                 dtype: self.dtype,
                 shape: self.shape.clone(),
                 data: self.data.to_vec(),
+                layout: self.layout,
             }
             .serialize(s)
         }
@@ -260,7 +424,7 @@ mod serde_impl {
     impl<'de> serde::Deserialize<'de> for Tensor {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tensor, D::Error> {
             let r = Repr::deserialize(d)?;
-            Tensor::from_bytes(r.dtype, r.shape, Bytes::from(r.data))
+            Tensor::from_bytes_in(r.dtype, r.shape, r.layout, Bytes::from(r.data))
                 .map_err(serde::de::Error::custom)
         }
     }

@@ -107,6 +107,26 @@ pub fn known_shape(g: &Graph, v: ValueId) -> Option<Vec<usize>> {
     shape(g, v)?.iter().map(|d| d.known()).collect()
 }
 
+/// Input slots of `node` that take a 2-D weight B [K, N] multiplied under
+/// its input 0 (A): MatMul and the fused products (bias/residual epilogue,
+/// SwiGLU gate/up, sibling projections with or without the rotaries,
+/// attention's output projection). Empty for other ops.
+pub fn weight_slots(node: &Node) -> Vec<usize> {
+    match node.op {
+        Op::MatMul(_) | Op::MatMulEpilogue(_) => vec![1],
+        Op::MatMulSiluMul(_) => vec![1, 2],
+        Op::MatMulMulti(_) => (1..node.inputs.len()).collect(),
+        Op::MultiHeadAttentionMatMul(_) => {
+            vec![cellm_ir::ops::multi_head_attention_mat_mul::WEIGHT]
+        }
+        Op::MatMulMultiRotary(_) => {
+            let first = cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT;
+            (first..node.inputs.len()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Adds an initializer under a fresh name derived from `hint`.
 pub fn add_const(g: &mut Graph, hint: &str, t: Tensor) -> ValueId {
     let v = g.fresh_value(hint);

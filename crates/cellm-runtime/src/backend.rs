@@ -132,6 +132,26 @@ pub fn apply_dtype(graph: &mut Graph, dtype: &str) -> Result<()> {
     }
 }
 
+/// Storage layouts for `backend`'s kernels: on the CPU, f16 weights go to
+/// column panels (cellm-opt's `weight_panels`: the decode GEMVs stream
+/// them at memory speed). The GPU keeps the model's row-major weights.
+pub fn apply_layouts(graph: &mut Graph, backend: &Backend) -> Result<()> {
+    if let Backend::Cpu = backend {
+        let name = graph.name.clone();
+        cellm_opt::passes::weight_panels::apply(graph)
+            .with_context(|| format!("weight panels for graph '{name}'"))?;
+    }
+    Ok(())
+}
+
+/// Everything a plan holds for `backend`: the passes, `dtype`'s weight
+/// storage, then the backend's layouts.
+pub fn compile_for(graph: &mut Graph, backend: &Backend, dtype: &str) -> Result<()> {
+    optimize_for(graph, backend)?;
+    apply_dtype(graph, dtype)?;
+    apply_layouts(graph, backend)
+}
+
 /// Optimises `graph` in place for `backend`.
 pub fn optimize_for(graph: &mut Graph, backend: &Backend) -> Result<cellm_opt::PipelineReport> {
     let name = graph.name.clone();
@@ -151,8 +171,7 @@ impl Executable {
         opts: &ExecOptions,
     ) -> Result<Executable> {
         if opts.optimize {
-            optimize_for(&mut graph, backend)?;
-            apply_dtype(&mut graph, &opts.plan_options.dtype)?;
+            compile_for(&mut graph, backend, &opts.plan_options.dtype)?;
         }
         Executable::prepared(graph, backend)
     }
@@ -161,8 +180,7 @@ impl Executable {
     /// `kv_cache` pass so past/present become in-place caches, then loaded.
     pub fn decoder(mut graph: Graph, backend: &Backend, opts: &ExecOptions) -> Result<Executable> {
         if opts.optimize {
-            optimize_for(&mut graph, backend)?;
-            apply_dtype(&mut graph, &opts.plan_options.dtype)?;
+            compile_for(&mut graph, backend, &opts.plan_options.dtype)?;
             with_kv_cache(&mut graph, &opts.plan_options.dtype)?;
         }
         Executable::prepared(graph, backend)

@@ -17,7 +17,7 @@
 use crate::backend::{opt_options, Backend};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use cellm_ir::{DType, Fact, Graph, Node, Op, Tensor};
+use cellm_ir::{DType, Fact, Graph, Layout, Node, Op, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -26,7 +26,7 @@ use std::time::Instant;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
 
 /// Bumped whenever the plan layout or what a plan means changes.
-pub const PLAN_FORMAT_VERSION: u32 = 2;
+pub const PLAN_FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"CELLMPLN";
 /// Blob start and each blob tensor are aligned to this many bytes (≥ any dtype).
 const ALIGN: usize = 64;
@@ -355,8 +355,7 @@ pub fn load_or_compile_built(
     let mut graphs = Vec::with_capacity(files.len());
     for f in &files {
         let mut g = build(&f.path, &f.data)?;
-        crate::backend::optimize_for(&mut g, backend)?;
-        crate::backend::apply_dtype(&mut g, &opts.dtype)?;
+        crate::backend::compile_for(&mut g, backend, &opts.dtype)?;
         graphs.push(g);
     }
     write_plan(&path, &key, &files, &graphs, builder.is_empty())
@@ -409,6 +408,8 @@ struct PlanInit {
     value: usize,
     dtype: DType,
     shape: Vec<usize>,
+    /// Byte order of `src` (column panels for CPU decode weights).
+    layout: Layout,
     src: Src,
 }
 
@@ -519,6 +520,7 @@ fn write_plan(
                     value,
                     dtype: t.dtype(),
                     shape: t.shape().to_vec(),
+                    layout: t.layout(),
                     src,
                 }
             })
@@ -658,7 +660,12 @@ fn rebuild(pg: PlanGraph, model: &Bytes, blob: &Bytes) -> Result<Graph> {
             .checked_add(len)
             .filter(|&e| e <= bytes.len())
             .ok_or_else(|| anyhow!("initializer bytes {offset}+{len} are out of range"))?;
-        let t = Tensor::from_bytes(init.dtype, init.shape, bytes.slice(offset..end))?;
+        let t = Tensor::from_bytes_in(
+            init.dtype,
+            init.shape,
+            init.layout,
+            bytes.slice(offset..end),
+        )?;
         g.initializers.insert(check(init.value)?, t);
     }
     for v in pg.inputs.iter().chain(&pg.outputs) {

@@ -316,10 +316,9 @@ fn long_prefill_runs_in_chunks() -> Result<()> {
 /// `weights_f16` also stores the weights as f16 (all of `--dtype f16`).
 fn f16_cached(file: &str, backend: &Backend, weights_f16: bool) -> Result<KvDecoder> {
     let mut g = cellm_onnx::load(&fixture(file))?;
-    optimize_for(&mut g, backend)?;
-    if weights_f16 {
-        cellm_runtime::backend::apply_dtype(&mut g, "f16")?;
-    }
+    let dtype = if weights_f16 { "f16" } else { "f32" };
+    // The plan's form: on the CPU, f16 weights in column panels.
+    cellm_runtime::backend::compile_for(&mut g, backend, dtype)?;
     cellm_runtime::backend::with_kv_cache(&mut g, "f16")?;
     let pasts: Vec<_> = g
         .inputs

@@ -134,6 +134,56 @@ fn cached_plan_runs_bit_identical_to_fresh_compile() -> Result<()> {
     Ok(())
 }
 
+/// A CPU plan with `--dtype f16` stores its weights in column panels; a
+/// cached load keeps the layout (not a scrambled row-major tensor) and runs
+/// bit-identically to the fresh compile.
+#[test]
+fn cpu_f16_plan_keeps_panel_weights() -> Result<()> {
+    let dir = temp_dir("panels");
+    let model = copy_decoder(&dir);
+    let cache = dir.join("plans");
+    let opts = PlanOptions {
+        dtype: "f16".into(),
+        ..Default::default()
+    };
+    let load = || {
+        plan::load_or_compile(
+            std::slice::from_ref(&model),
+            &opts,
+            &Backend::Cpu,
+            &cache,
+            false,
+        )
+    };
+    let fresh = load()?;
+    let cached = load()?;
+    assert_eq!(cached.info.status, PlanStatus::Cached);
+    let layouts = |graphs: &[Graph]| -> Vec<(usize, cellm_ir::Layout)> {
+        let mut v: Vec<_> = graphs[0]
+            .initializers
+            .iter()
+            .map(|(&id, t)| (id, t.layout()))
+            .collect();
+        v.sort_by_key(|p| p.0);
+        v
+    };
+    let panels = layouts(&cached.graphs)
+        .iter()
+        .filter(|(_, l)| *l != cellm_ir::Layout::RowMajor)
+        .count();
+    assert!(panels > 0, "no weight in panels");
+    assert_eq!(layouts(&cached.graphs), layouts(&fresh.graphs));
+    for (id, t) in &fresh.graphs[0].initializers {
+        assert!(
+            cached.graphs[0].initializers[id] == *t,
+            "initializer {id} changed"
+        );
+    }
+    assert!(same_bits(&run(&fresh.graphs), &run(&cached.graphs)));
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
 #[test]
 fn modified_model_is_recompiled() -> Result<()> {
     let dir = temp_dir("stale");

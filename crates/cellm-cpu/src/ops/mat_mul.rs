@@ -13,7 +13,7 @@ use super::common::input;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::MatMul;
 use cellm_ir::shape::{broadcast_shapes, strides};
-use cellm_ir::{DType, Tensor};
+use cellm_ir::{DType, Layout, Tensor};
 use half::f16;
 
 pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
@@ -26,21 +26,26 @@ pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             if ka == *k && !lead.is_empty() {
                 let rows: usize = lead.iter().product();
                 let mut c = vec![0f32; rows * n];
-                if *k > 0 {
-                    sgemm_f16b(rows, *k, *n, a.view::<f32>()?, b.view::<f16>()?, &mut c);
-                }
+                weight_gemm(rows, *k, *n, a.view::<f32>()?, b, &mut c, "MatMul B")?;
                 let mut shape = lead.to_vec();
                 shape.push(*n);
                 return Ok(vec![Tensor::from_vec(shape, c)]);
             }
         }
         let mut wide = vec![0f32; b.len()];
-        half::slice::HalfFloatSliceExt::convert_to_f32_slice(b.view::<f16>()?, &mut wide);
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(
+            b.to_row_major().view::<f16>()?,
+            &mut wide,
+        );
         let wide = Tensor::from_vec(b.shape().to_vec(), wide);
         return run(_op, &[Some(a), Some(&wide)]);
     }
     if a.dtype() != b.dtype() {
         bail!("MatMul: A is {} but B is {}", a.dtype(), b.dtype());
+    }
+    if b.layout() != Layout::RowMajor {
+        // Panel-stored weights under other A: the generic path, row-major.
+        return run(_op, &[Some(a), Some(&b.to_row_major())]);
     }
     let plan = Plan::new(a.shape(), b.shape()).context("MatMul")?;
     let out = match a.dtype() {
@@ -425,49 +430,11 @@ pub(crate) fn sgemm_f16b(m: usize, k: usize, n: usize, a: &[f32], b: &[half::f16
     if m == 0 || n == 0 {
         return;
     }
-    if m > 4 {
-        // Column panels of B widened into a buffer of at most ~2 MB (cache-
-        // sized, and no f32 copy of a whole weight), each multiplied into
-        // its columns of C.
-        let panel = ((1 << 19) / k.max(1)).clamp(64, n.next_multiple_of(64)) / 64 * 64;
-        let mut wide = vec![0f32; k * panel.min(n)];
-        let mut j0 = 0;
-        while j0 < n {
-            let w = panel.min(n - j0);
-            let wide = &mut wide[..k * w];
-            crate::par::for_rows_mut(wide, w, 2 * w, |row0, rows| {
-                for (r, dst) in rows.chunks_exact_mut(w).enumerate() {
-                    let src = (row0 + r) * n + j0;
-                    f16_to_f32(&b[src..src + w], dst);
-                }
-            });
-            // SAFETY: A is m×k, the panel k×w, and C's columns j0..j0+w of
-            // its m rows (stride n) lie inside c (asserted above).
-            unsafe {
-                gemm::gemm(
-                    m,
-                    w,
-                    k,
-                    c.as_mut_ptr().add(j0),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr(),
-                    1,
-                    k as isize,
-                    wide.as_ptr(),
-                    1,
-                    w as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
-            j0 += w;
-        }
+    if m > crate::panels::GEMV_MAX_ROWS {
+        gemm_widened(m, k, n, a, c, &|j0, w, row, dst| {
+            let src = row * n + j0;
+            f16_to_f32(&b[src..src + w], dst);
+        });
         return;
     }
     c.fill(0.0);
@@ -503,6 +470,93 @@ pub(crate) fn sgemm_f16b(m: usize, k: usize, n: usize, a: &[f32], b: &[half::f16
     for p in &partials {
         c.iter_mut().zip(p).for_each(|(x, y)| *x += y);
     }
+}
+
+/// `widen(j0, w, row, dst)`: columns j0..j0+w of B's row `row` as f32.
+pub(crate) type WidenColumns<'a> = dyn Fn(usize, usize, usize, &mut [f32]) + Sync + 'a;
+
+/// Row-major C[m, n] = A[m, k]·B for a B stored in another form: column
+/// panels of B, at most ~2 MB each as f32 (cache-sized, and no f32 copy of a
+/// whole weight), are widened by `widen(j0, w, row, dst)` (columns j0..j0+w
+/// of B's row `row` into `dst`) and multiplied into their columns of C by
+/// the f32 GEMM. Widening is cheap next to m·k·n flops for many rows.
+pub(crate) fn gemm_widened(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    c: &mut [f32],
+    widen: &WidenColumns<'_>,
+) {
+    assert!(a.len() >= m * k && c.len() >= m * n);
+    let panel = ((1 << 19) / k.max(1)).clamp(64, n.next_multiple_of(64)) / 64 * 64;
+    let mut wide = vec![0f32; k * panel.min(n)];
+    let mut j0 = 0;
+    while j0 < n {
+        let w = panel.min(n - j0);
+        let wide = &mut wide[..k * w];
+        crate::par::for_rows_mut(wide, w, 2 * w, |row0, rows| {
+            for (r, dst) in rows.chunks_exact_mut(w).enumerate() {
+                widen(j0, w, row0 + r, dst);
+            }
+        });
+        // SAFETY: A is m×k, the panel k×w, and C's columns j0..j0+w of its
+        // m rows (stride n) lie inside c (asserted above).
+        unsafe {
+            gemm::gemm(
+                m,
+                w,
+                k,
+                c.as_mut_ptr().add(j0),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                wide.as_ptr(),
+                1,
+                w as isize,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
+        j0 += w;
+    }
+}
+
+/// C[rows, n] = A[rows, k]·B for a 2-D weight B [k, n] of the MatMul
+/// family: f32, f16 (under f32 A) row-major or in column panels, or another
+/// float dtype (widened). `what` names the op's weight in errors.
+pub(crate) fn weight_gemm(
+    rows: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &Tensor,
+    c: &mut [f32],
+    what: &str,
+) -> Result<()> {
+    if k == 0 {
+        c[..rows * n].fill(0.0);
+        return Ok(());
+    }
+    match (b.dtype(), b.layout()) {
+        (DType::F16, Layout::RowMajor) => sgemm_f16b(rows, k, n, a, b.view::<f16>()?, c),
+        (DType::F16, Layout::Panels { .. }) => {
+            let (panels, width) = b.panels::<f16>()?;
+            crate::panels::sgemm_f16_panels(rows, k, n, a, panels, width, c);
+        }
+        (_, Layout::Panels { .. }) => {
+            weight_gemm(rows, k, n, a, &b.to_row_major(), c, what)?;
+        }
+        (_, Layout::RowMajor) => sgemm(rows, k, n, a, &super::common::f32_values(b, what)?, c),
+    }
+    Ok(())
 }
 
 /// f16 → f32 for a slice (F16C when the CPU has it).

@@ -8,7 +8,7 @@
 //! kernels (the test reference).
 
 use super::common::{f32_to_tensor, f32_values, input, opt_input};
-use super::mat_mul::{sgemm, sgemm_f16b};
+use super::mat_mul::weight_gemm;
 use crate::par;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::{Binary, BinaryOp, MatMul, MatMulEpilogue};
@@ -72,11 +72,7 @@ pub fn run(_op: &MatMulEpilogue, inputs: &[Option<&Tensor>]) -> Result<Vec<Tenso
         .map(|t| f32_values(t, "MatMulEpilogue residual"))
         .transpose()?;
     let mut y = vec![0f32; rows * n];
-    if k > 0 && f16_weights {
-        sgemm_f16b(rows, k, n, &av, b.view::<half::f16>()?, &mut y);
-    } else if k > 0 {
-        sgemm(rows, k, n, &av, &f32_values(b, "MatMulEpilogue B")?, &mut y);
-    }
+    weight_gemm(rows, k, n, &av, b, &mut y, "MatMulEpilogue B")?;
     if n > 0 && (bias_v.is_some() || res_v.is_some()) {
         par::for_rows_mut(&mut y, n, n, |row0, chunk| {
             for (r, yr) in chunk.chunks_exact_mut(n).enumerate() {

@@ -5,7 +5,7 @@
 //! reference). [`weight_product`] is shared with MatMulSiluMul.
 
 use super::common::{f32_to_tensor, f32_values, input};
-use super::mat_mul::{sgemm, sgemm_f16b};
+use super::mat_mul::weight_gemm;
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::{MatMul, MatMulMulti};
 use cellm_ir::{DType, Op, Tensor};
@@ -41,11 +41,7 @@ pub fn weight_product(
         bail!("{what}: A has K = {k} but the weight is {:?}", b.shape());
     }
     let mut y = vec![0f32; rows * n];
-    if k > 0 && f16_weights {
-        sgemm_f16b(rows, k, n, av, b.view::<half::f16>()?, &mut y);
-    } else if k > 0 {
-        sgemm(rows, k, n, av, &f32_values(b, what)?, &mut y);
-    }
+    weight_gemm(rows, k, n, av, b, &mut y, what)?;
     Ok((n, y))
 }
 

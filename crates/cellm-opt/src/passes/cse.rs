@@ -79,7 +79,7 @@ fn merge_constants(g: &mut Graph) -> Result<usize> {
     for v in ids {
         let t = &g.initializers[&v];
         let key = (
-            t.dtype().to_string(),
+            format!("{} {:?}", t.dtype(), t.layout()),
             t.shape().to_vec(),
             t.bytes().to_vec(),
         );

@@ -7,9 +7,9 @@
 //! Not in the default pipeline: it changes numerics (about 1e-3 relative), so
 //! it runs only when asked for ([`apply`]).
 
-use crate::pattern::{arg, dtype};
+use crate::pattern::{arg, dtype, weight_slots};
 use anyhow::Result;
-use cellm_ir::{DType, Graph, Op, Tensor};
+use cellm_ir::{DType, Graph, Tensor};
 use half::f16;
 use std::collections::HashMap;
 
@@ -22,22 +22,11 @@ pub fn apply(g: &mut Graph) -> Result<usize> {
     let mut n = 0;
     for ix in g.topo_order()? {
         let node = &g.nodes[ix];
-        // The fused products (bias/residual epilogue, SwiGLU gate/up, sibling
-        // projections, with or without the rotaries) take f16 weights as MatMul
-        // does.
-        let slots: Vec<usize> = match node.op {
-            Op::MatMul(_) | Op::MatMulEpilogue(_) => vec![1],
-            Op::MatMulSiluMul(_) => vec![1, 2],
-            Op::MatMulMulti(_) => (1..node.inputs.len()).collect(),
-            Op::MultiHeadAttentionMatMul(_) => {
-                vec![cellm_ir::ops::multi_head_attention_mat_mul::WEIGHT]
-            }
-            Op::MatMulMultiRotary(_) => {
-                let first = cellm_ir::ops::mat_mul_multi_rotary::FIRST_WEIGHT;
-                (first..node.inputs.len()).collect()
-            }
-            _ => continue,
-        };
+        // The fused products take f16 weights as MatMul does.
+        let slots = weight_slots(node);
+        if slots.is_empty() {
+            continue;
+        }
         let Some(a) = arg(node, 0) else {
             continue;
         };

@@ -25,4 +25,5 @@ pub mod rotary_pair;
 pub mod shape_fold;
 pub mod silu_mul;
 pub mod skip_rms_norm;
+pub mod weight_panels;
 pub mod where_fold;

@@ -1,0 +1,155 @@
+//! Products with f16 weights stored in column panels (cellm-ir's
+//! `Layout::Panels`: B [K, N] as ceil(N/w) panels, each K×w row-major, the
+//! last zero-padded), the form cellm-opt's `weight_panels` gives CPU plans.
+//!
+//! A few rows of A (decode steps) stream each panel once, front to back,
+//! with the panel's outputs in registers: no partial sums in memory and one
+//! sequential stream per core, which is what lets a one-row product run at
+//! memory speed. The cores take disjoint panel ranges, so nothing is summed
+//! across threads. More rows widen panels into a row-major f32 buffer for the
+//! f32 GEMM, exactly as row-major f16 weights are widened (same buffer
+//! widths, same GEMM calls: the results are identical).
+
+use half::f16;
+
+/// Rows of A up to which the product streams B (the GEMV path).
+pub const GEMV_MAX_ROWS: usize = 4;
+/// B sizes (elements) below which one core does the whole product (the
+/// hand-off would cost more than it saves).
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Row-major C[m, n] = A[m, k]·B with B [k, n] in f16 panels of `width`.
+pub fn sgemm_f16_panels(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f16],
+    width: usize,
+    c: &mut [f32],
+) {
+    assert!(width > 0 && b.len() >= k * n.div_ceil(width) * width);
+    assert!(a.len() >= m * k && c.len() >= m * n);
+    let c = &mut c[..m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if m > GEMV_MAX_ROWS {
+        crate::ops::mat_mul::gemm_widened(m, k, n, a, c, &|j0, w, row, dst| {
+            // Columns j0..j0+w of B's row `row`: whole panels (j0 and w are
+            // multiples of 64, so of any panel width dividing 64) except at N.
+            let mut j = j0;
+            while j < j0 + w {
+                let (p, off) = (j / width, j % width);
+                let take = (width - off).min(j0 + w - j);
+                let src = (p * k + row) * width + off;
+                crate::ops::mat_mul::f16_to_f32(
+                    &b[src..src + take],
+                    &mut dst[j - j0..j - j0 + take],
+                );
+                j += take;
+            }
+        });
+        return;
+    }
+    let panels = n.div_ceil(width);
+    let tasks = if k * n >= PARALLEL_MIN {
+        crate::par::threads().min(panels)
+    } else {
+        1
+    };
+    let per = panels.div_ceil(tasks);
+    // Each task's outputs, m rows × its panels' columns, then placed in C.
+    let task = |t: usize| -> Vec<f32> {
+        let ps = t * per..((t + 1) * per).min(panels);
+        let mut out = vec![0f32; m * ps.len() * width];
+        let cols = ps.len() * width;
+        for (q, p) in ps.enumerate() {
+            let panel = &b[p * k * width..(p + 1) * k * width];
+            for i in 0..m {
+                let dst = &mut out[i * cols + q * width..i * cols + (q + 1) * width];
+                panel_product(k, &a[i * k..(i + 1) * k], panel, width, dst);
+            }
+        }
+        out
+    };
+    let outs: Vec<Vec<f32>> = if tasks > 1 {
+        use rayon::prelude::*;
+        (0..tasks).into_par_iter().map(task).collect()
+    } else {
+        vec![task(0)]
+    };
+    for (t, out) in outs.iter().enumerate() {
+        let j0 = t * per * width;
+        if j0 >= n {
+            break;
+        }
+        let cols = out.len() / m;
+        let used = cols.min(n - j0);
+        for i in 0..m {
+            c[i * n + j0..i * n + j0 + used].copy_from_slice(&out[i * cols..i * cols + used]);
+        }
+    }
+}
+
+/// dst[j] = Σ_kk a[kk]·panel[kk·width + j] for one K×width panel.
+fn panel_product(k: usize, a: &[f32], panel: &[f16], width: usize, dst: &mut [f32]) {
+    assert!(a.len() >= k && panel.len() >= k * width && dst.len() >= width);
+    #[cfg(target_arch = "x86_64")]
+    if width == 32 && crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: AVX2, FMA and F16C are present; the assert bounds the reads.
+        unsafe { f16c::panel_product_32(k, a, panel, dst) };
+        return;
+    }
+    dst[..width].fill(0.0);
+    for (kk, &s) in a[..k].iter().enumerate() {
+        let row = &panel[kk * width..(kk + 1) * width];
+        for (d, h) in dst.iter_mut().zip(row) {
+            *d += s * h.to_f32();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod f16c {
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    /// 32 outputs in four vectors, two K rows per step into two sets of
+    /// accumulators (two independent FMA chains), summed at the end.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `a.len() >= k`,
+    /// `panel.len() >= 32·k`, `dst.len() >= 32`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn panel_product_32(k: usize, a: &[f32], panel: &[f16], dst: &mut [f32]) {
+        let (ap, bp) = (a.as_ptr(), panel.as_ptr() as *const u16);
+        macro_rules! load {
+            ($p:expr) => {
+                _mm256_cvtph_ps(_mm_loadu_si128($p as *const __m128i))
+            };
+        }
+        let mut even = [_mm256_setzero_ps(); 4];
+        let mut odd = [_mm256_setzero_ps(); 4];
+        let mut kk = 0;
+        while kk + 2 <= k {
+            let (s0, s1) = (_mm256_set1_ps(*ap.add(kk)), _mm256_set1_ps(*ap.add(kk + 1)));
+            let row = bp.add(kk * 32);
+            for t in 0..4 {
+                even[t] = _mm256_fmadd_ps(s0, load!(row.add(t * 8)), even[t]);
+                odd[t] = _mm256_fmadd_ps(s1, load!(row.add(32 + t * 8)), odd[t]);
+            }
+            kk += 2;
+        }
+        if kk < k {
+            let s = _mm256_set1_ps(*ap.add(kk));
+            let row = bp.add(kk * 32);
+            for (t, acc) in even.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(s, load!(row.add(t * 8)), *acc);
+            }
+        }
+        for t in 0..4 {
+            _mm256_storeu_ps(dst.as_mut_ptr().add(t * 8), _mm256_add_ps(even[t], odd[t]));
+        }
+    }
+}
