@@ -1,4 +1,4 @@
-//! Products with f16 weights stored in column panels (cellm-ir's
+//! Products with f32 or f16 weights stored in column panels (cellm-ir's
 //! `Layout::Panels`: B [K, N] as ceil(N/w) panels, each K×w row-major, the
 //! last zero-padded), the form cellm-opt's `weight_panels` gives CPU plans.
 //!
@@ -6,9 +6,12 @@
 //! with the panel's outputs in registers: no partial sums in memory and one
 //! sequential stream per core, which is what lets a one-row product run at
 //! memory speed. The cores take disjoint panel ranges, so nothing is summed
-//! across threads. More rows widen panels into a row-major f32 buffer for the
-//! f32 GEMM, exactly as row-major f16 weights are widened (same buffer
-//! widths, same GEMM calls: the results are identical).
+//! across threads. More rows: f16 panels widen into a row-major f32 buffer
+//! for the f32 GEMM, exactly as row-major f16 weights are widened (same
+//! buffer widths, same GEMM calls: the results are identical); each f32 panel
+//! is a strided K×width matrix the GEMM reads in place (one call per panel:
+//! measured within noise of row-major prefill, where widening copies cost
+//! ~10%).
 
 use half::f16;
 
@@ -18,13 +21,121 @@ pub const GEMV_MAX_ROWS: usize = 4;
 /// hand-off would cost more than it saves).
 const PARALLEL_MIN: usize = 1 << 16;
 
-/// Row-major C[m, n] = A[m, k]·B with B [k, n] in f16 panels of `width`.
-pub fn sgemm_f16_panels(
+/// Weight element types the panel kernels read.
+pub trait PanelWeight: Copy + Send + Sync {
+    /// dst[j] = Σ_kk a[kk]·panel[kk·width + j] for one K×width panel.
+    fn panel_product(k: usize, a: &[f32], panel: &[Self], width: usize, dst: &mut [f32]);
+    /// f32 values of `src` into `dst`.
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// Many-row product straight from the panels, when the type allows it.
+    fn direct_gemm(
+        _m: usize,
+        _k: usize,
+        _n: usize,
+        _a: &[f32],
+        _b: &[Self],
+        _width: usize,
+        _c: &mut [f32],
+    ) -> bool {
+        false
+    }
+}
+
+impl PanelWeight for f16 {
+    fn panel_product(k: usize, a: &[f32], panel: &[f16], width: usize, dst: &mut [f32]) {
+        assert!(a.len() >= k && panel.len() >= k * width && dst.len() >= width);
+        #[cfg(target_arch = "x86_64")]
+        if width == 32 && crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
+            // SAFETY: AVX2, FMA and F16C are present; the assert bounds the reads.
+            unsafe { avx2::panel_product_32_f16(k, a, panel, dst) };
+            return;
+        }
+        scalar_panel_product(k, a, panel, width, dst, |h| h.to_f32());
+    }
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        crate::ops::mat_mul::f16_to_f32(src, dst);
+    }
+}
+
+impl PanelWeight for f32 {
+    fn panel_product(k: usize, a: &[f32], panel: &[f32], width: usize, dst: &mut [f32]) {
+        assert!(a.len() >= k && panel.len() >= k * width && dst.len() >= width);
+        #[cfg(target_arch = "x86_64")]
+        if width == 32 && crate::vmath::has_avx2() {
+            // SAFETY: AVX2 and FMA are present; the assert bounds the reads.
+            unsafe { avx2::panel_product_32_f32(k, a, panel, dst) };
+            return;
+        }
+        scalar_panel_product(k, a, panel, width, dst, |v| v);
+    }
+    fn widen(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(&src[..dst.len()]);
+    }
+    fn direct_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        width: usize,
+        c: &mut [f32],
+    ) -> bool {
+        for p in 0..n.div_ceil(width) {
+            let (j0, w) = (p * width, width.min(n - p * width));
+            // SAFETY: panel p is k×width (row stride width) inside b, C's
+            // columns j0..j0+w of its m rows (stride n) inside c.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    w,
+                    k,
+                    c.as_mut_ptr().add(j0),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr().add(p * k * width),
+                    1,
+                    width as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
+        }
+        true
+    }
+}
+
+fn scalar_panel_product<T: Copy>(
+    k: usize,
+    a: &[f32],
+    panel: &[T],
+    width: usize,
+    dst: &mut [f32],
+    to_f32: impl Fn(T) -> f32,
+) {
+    dst[..width].fill(0.0);
+    for (kk, &s) in a[..k].iter().enumerate() {
+        let row = &panel[kk * width..(kk + 1) * width];
+        for (d, &h) in dst.iter_mut().zip(row) {
+            *d += s * to_f32(h);
+        }
+    }
+}
+
+/// Row-major C[m, n] = A[m, k]·B with B [k, n] in panels of `width`.
+pub fn sgemm_panels<T: PanelWeight>(
     m: usize,
     k: usize,
     n: usize,
     a: &[f32],
-    b: &[f16],
+    b: &[T],
     width: usize,
     c: &mut [f32],
 ) {
@@ -32,6 +143,9 @@ pub fn sgemm_f16_panels(
     assert!(a.len() >= m * k && c.len() >= m * n);
     let c = &mut c[..m * n];
     if m == 0 || n == 0 {
+        return;
+    }
+    if m > GEMV_MAX_ROWS && T::direct_gemm(m, k, n, a, b, width, c) {
         return;
     }
     if m > GEMV_MAX_ROWS {
@@ -43,10 +157,7 @@ pub fn sgemm_f16_panels(
                 let (p, off) = (j / width, j % width);
                 let take = (width - off).min(j0 + w - j);
                 let src = (p * k + row) * width + off;
-                crate::ops::mat_mul::f16_to_f32(
-                    &b[src..src + take],
-                    &mut dst[j - j0..j - j0 + take],
-                );
+                T::widen(&b[src..src + take], &mut dst[j - j0..j - j0 + take]);
                 j += take;
             }
         });
@@ -68,7 +179,7 @@ pub fn sgemm_f16_panels(
             let panel = &b[p * k * width..(p + 1) * k * width];
             for i in 0..m {
                 let dst = &mut out[i * cols + q * width..i * cols + (q + 1) * width];
-                panel_product(k, &a[i * k..(i + 1) * k], panel, width, dst);
+                T::panel_product(k, &a[i * k..(i + 1) * k], panel, width, dst);
             }
         }
         out
@@ -92,28 +203,42 @@ pub fn sgemm_f16_panels(
     }
 }
 
-/// dst[j] = Σ_kk a[kk]·panel[kk·width + j] for one K×width panel.
-fn panel_product(k: usize, a: &[f32], panel: &[f16], width: usize, dst: &mut [f32]) {
-    assert!(a.len() >= k && panel.len() >= k * width && dst.len() >= width);
-    #[cfg(target_arch = "x86_64")]
-    if width == 32 && crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
-        // SAFETY: AVX2, FMA and F16C are present; the assert bounds the reads.
-        unsafe { f16c::panel_product_32(k, a, panel, dst) };
-        return;
-    }
-    dst[..width].fill(0.0);
-    for (kk, &s) in a[..k].iter().enumerate() {
-        let row = &panel[kk * width..(kk + 1) * width];
-        for (d, h) in dst.iter_mut().zip(row) {
-            *d += s * h.to_f32();
-        }
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
-mod f16c {
+mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
+
+    /// As [`panel_product_32_f16`], f32 weights.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `a.len() >= k`, `panel.len() >= 32·k`,
+    /// `dst.len() >= 32`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn panel_product_32_f32(k: usize, a: &[f32], panel: &[f32], dst: &mut [f32]) {
+        let (ap, bp) = (a.as_ptr(), panel.as_ptr());
+        let mut even = [_mm256_setzero_ps(); 4];
+        let mut odd = [_mm256_setzero_ps(); 4];
+        let mut kk = 0;
+        while kk + 2 <= k {
+            let (s0, s1) = (_mm256_set1_ps(*ap.add(kk)), _mm256_set1_ps(*ap.add(kk + 1)));
+            let row = bp.add(kk * 32);
+            for t in 0..4 {
+                even[t] = _mm256_fmadd_ps(s0, _mm256_loadu_ps(row.add(t * 8)), even[t]);
+                odd[t] = _mm256_fmadd_ps(s1, _mm256_loadu_ps(row.add(32 + t * 8)), odd[t]);
+            }
+            kk += 2;
+        }
+        if kk < k {
+            let s = _mm256_set1_ps(*ap.add(kk));
+            let row = bp.add(kk * 32);
+            for (t, acc) in even.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(s, _mm256_loadu_ps(row.add(t * 8)), *acc);
+            }
+        }
+        for t in 0..4 {
+            _mm256_storeu_ps(dst.as_mut_ptr().add(t * 8), _mm256_add_ps(even[t], odd[t]));
+        }
+    }
 
     /// 32 outputs in four vectors, two K rows per step into two sets of
     /// accumulators (two independent FMA chains), summed at the end.
@@ -122,7 +247,7 @@ mod f16c {
     /// The CPU must have AVX2, FMA and F16C; `a.len() >= k`,
     /// `panel.len() >= 32·k`, `dst.len() >= 32`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn panel_product_32(k: usize, a: &[f32], panel: &[f16], dst: &mut [f32]) {
+    pub unsafe fn panel_product_32_f16(k: usize, a: &[f32], panel: &[f16], dst: &mut [f32]) {
         let (ap, bp) = (a.as_ptr(), panel.as_ptr() as *const u16);
         macro_rules! load {
             ($p:expr) => {

@@ -1,12 +1,12 @@
-//! f16 weights in column panels (`Layout::Panels`, the CPU plans' decode
-//! weights): the panel GEMV against an f64 reference on the same halves, the
-//! many-row path bit for bit against row-major f16 weights (both widen the
-//! same columns into the same GEMM), and every MatMul-family op with a
-//! panel-stored weight against the same op with the row-major weight. Fresh
+//! f16 and f32 weights in column panels (`Layout::Panels`, the CPU plans'
+//! decode weights): the panel GEMV against an f64 reference on the same
+//! values, the many-row path against row-major weights (for f16 bit for bit:
+//! both widen the same columns into the same GEMM), and every MatMul-family
+//! op with a panel-stored weight against the same op with the row-major one. Fresh
 //! random inputs (seed printed; CELLM_TEST_SEED replays), outputs poisoned.
 
 use cellm_cpu::ops::eval;
-use cellm_cpu::panels::sgemm_f16_panels;
+use cellm_cpu::panels::sgemm_panels;
 use cellm_ir::ops::{MatMul, MatMulEpilogue, MatMulMulti, MatMulSiluMul};
 use cellm_ir::{DType, Op, Tensor};
 use cellm_testkit::{random_tensor, seeded_rng};
@@ -45,20 +45,28 @@ fn reference(m: usize, k: usize, n: usize, a: &[f32], b: &Tensor) -> (Vec<f64>, 
 #[test]
 fn panel_gemv_matches_f64_reference() {
     let mut r = seeded_rng();
-    for (k, n) in SHAPES {
-        let b = random_tensor(&mut r, &[k, n], DType::F16, -1.0, 1.0);
+    for (dtype, (k, n)) in [DType::F16, DType::F32]
+        .into_iter()
+        .flat_map(|d| SHAPES.map(|s| (d, s)))
+    {
+        let b = random_tensor(&mut r, &[k, n], dtype, -1.0, 1.0);
         let packed = b.to_panels(32).unwrap();
-        let (panels, width) = packed.panels::<f16>().unwrap();
         for m in 1..=4 {
             let a = random_tensor(&mut r, &[m, k], DType::F32, -1.0, 1.0);
             let a = a.view::<f32>().unwrap();
             let mut c = vec![f32::NAN; m * n];
-            sgemm_f16_panels(m, k, n, a, panels, width, &mut c);
+            if dtype == DType::F16 {
+                let (panels, width) = packed.panels::<f16>().unwrap();
+                sgemm_panels(m, k, n, a, panels, width, &mut c);
+            } else {
+                let (panels, width) = packed.panels::<f32>().unwrap();
+                sgemm_panels(m, k, n, a, panels, width, &mut c);
+            }
             let (want, bound) = reference(m, k, n, a, &b);
             for (idx, (&got, (&w, &tol))) in c.iter().zip(want.iter().zip(&bound)).enumerate() {
                 assert!(
                     (got as f64 - w).abs() <= tol,
-                    "{m}x{k}x{n} [{}, {}]: {got} vs {w} (bound {tol:.1e})",
+                    "{dtype} {m}x{k}x{n} [{}, {}]: {got} vs {w} (bound {tol:.1e})",
                     idx / n,
                     idx % n
                 );
@@ -79,6 +87,25 @@ fn panel_gemm_rows_equal_row_major_exactly() {
             let got = eval(&Op::MatMul(MatMul), &[Some(&a), Some(&packed)]).unwrap();
             assert_eq!(got[0].shape(), &[m, n]);
             assert_eq!(got[0], want[0], "{m}x{k}x{n}: widened panels, same GEMM");
+        }
+    }
+}
+
+/// f32 panels with many rows: widened copies through the f32 GEMM in column
+/// groups, against row-major weights through one GEMM call. Within 1e-5 of
+/// the largest output (the GEMM may block K differently per call).
+#[test]
+fn f32_panel_gemm_rows_match_row_major() {
+    let mut r = seeded_rng();
+    for (k, n) in SHAPES {
+        let b = random_tensor(&mut r, &[k, n], DType::F32, -1.0, 1.0);
+        let packed = b.to_panels(32).unwrap();
+        for m in [5, 17] {
+            let a = random_tensor(&mut r, &[m, k], DType::F32, -1.0, 1.0);
+            let want = eval(&Op::MatMul(MatMul), &[Some(&a), Some(&b)]).unwrap();
+            let got = eval(&Op::MatMul(MatMul), &[Some(&a), Some(&packed)]).unwrap();
+            let err = max_rel(&got[0], &want[0]);
+            assert!(err <= 1e-5, "{m}x{k}x{n}: {err:.2e}");
         }
     }
 }
@@ -104,11 +131,16 @@ fn max_rel(got: &Tensor, want: &Tensor) -> f64 {
 #[test]
 fn fused_products_take_panel_weights() {
     let mut r = seeded_rng();
-    for (k, n) in [(96, 70), (576, 192)] {
+    for (dtype, k, n) in [
+        (DType::F16, 96, 70),
+        (DType::F16, 576, 192),
+        (DType::F32, 96, 70),
+        (DType::F32, 576, 192),
+    ] {
         for m in [1, 3, 6] {
             let a = random_tensor(&mut r, &[1, m, k], DType::F32, -1.0, 1.0);
-            let w1 = random_tensor(&mut r, &[k, n], DType::F16, -1.0, 1.0);
-            let w2 = random_tensor(&mut r, &[k, n], DType::F16, -1.0, 1.0);
+            let w1 = random_tensor(&mut r, &[k, n], dtype, -1.0, 1.0);
+            let w2 = random_tensor(&mut r, &[k, n], dtype, -1.0, 1.0);
             let bias = random_tensor(&mut r, &[n], DType::F32, -1.0, 1.0);
             let (p1, p2) = (w1.to_panels(32).unwrap(), w2.to_panels(32).unwrap());
             let cases: [(Op, Args, Args); 4] = [
@@ -139,7 +171,7 @@ fn fused_products_take_panel_weights() {
                 assert_eq!(got.len(), want.len());
                 for (g, w) in got.iter().zip(&want) {
                     let err = max_rel(g, w);
-                    assert!(err <= 1e-5, "{} {m}x{k}x{n}: {err:.2e}", op.name());
+                    assert!(err <= 1e-5, "{} {dtype} {m}x{k}x{n}: {err:.2e}", op.name());
                 }
             }
         }

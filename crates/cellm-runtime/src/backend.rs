@@ -132,8 +132,8 @@ pub fn apply_dtype(graph: &mut Graph, dtype: &str) -> Result<()> {
     }
 }
 
-/// Storage layouts for `backend`'s kernels: on the CPU, f16 weights go to
-/// column panels (cellm-opt's `weight_panels`: the decode GEMVs stream
+/// Storage layouts for `backend`'s kernels: on the CPU, decoder weights go
+/// to column panels (cellm-opt's `weight_panels`: the decode GEMVs stream
 /// them at memory speed). The GPU keeps the model's row-major weights.
 pub fn apply_layouts(graph: &mut Graph, backend: &Backend) -> Result<()> {
     if let Backend::Cpu = backend {

@@ -19,6 +19,19 @@ use half::f16;
 pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let a = input(inputs, 0).context("MatMul input A")?;
     let b = input(inputs, 1).context("MatMul input B")?;
+    if a.dtype() == DType::F32 && b.dtype() == DType::F32 && b.layout() != Layout::RowMajor {
+        // Panel-stored f32 weights (CPU plans): the panel kernels.
+        if let ([k, n], Some((&ka, lead))) = (b.shape(), a.shape().split_last()) {
+            if ka == *k && !lead.is_empty() {
+                let rows: usize = lead.iter().product();
+                let mut c = vec![0f32; rows * n];
+                weight_gemm(rows, *k, *n, a.view::<f32>()?, b, &mut c, "MatMul B")?;
+                let mut shape = lead.to_vec();
+                shape.push(*n);
+                return Ok(vec![Tensor::from_vec(shape, c)]);
+            }
+        }
+    }
     if a.dtype() == DType::F32 && b.dtype() == DType::F16 {
         // f16-stored weights: a 2-D B (the form the f16_weights pass makes)
         // is read as halves inside the GEMM; other shapes widen B first.
@@ -549,7 +562,11 @@ pub(crate) fn weight_gemm(
         (DType::F16, Layout::RowMajor) => sgemm_f16b(rows, k, n, a, b.view::<f16>()?, c),
         (DType::F16, Layout::Panels { .. }) => {
             let (panels, width) = b.panels::<f16>()?;
-            crate::panels::sgemm_f16_panels(rows, k, n, a, panels, width, c);
+            crate::panels::sgemm_panels(rows, k, n, a, panels, width, c);
+        }
+        (DType::F32, Layout::Panels { .. }) => {
+            let (panels, width) = b.panels::<f32>()?;
+            crate::panels::sgemm_panels(rows, k, n, a, panels, width, c);
         }
         (_, Layout::Panels { .. }) => {
             weight_gemm(rows, k, n, a, &b.to_row_major(), c, what)?;
