@@ -80,33 +80,10 @@ impl PanelWeight for f32 {
         width: usize,
         c: &mut [f32],
     ) -> bool {
+        // Panel p is a k×width matrix (row stride width) at p·k·width.
         for p in 0..n.div_ceil(width) {
-            let (j0, w) = (p * width, width.min(n - p * width));
-            // SAFETY: panel p is k×width (row stride width) inside b, C's
-            // columns j0..j0+w of its m rows (stride n) inside c.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    w,
-                    k,
-                    c.as_mut_ptr().add(j0),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr(),
-                    1,
-                    k as isize,
-                    b.as_ptr().add(p * k * width),
-                    1,
-                    width as isize,
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
+            let panel = &b[p * k * width..(p + 1) * k * width];
+            crate::ops::mat_mul::gemm_columns(m, k, n, a, panel, width, p * width, c);
         }
         true
     }
@@ -208,73 +185,51 @@ mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
 
-    /// As [`panel_product_32_f16`], f32 weights.
+    /// `$name(k, a, panel, dst)`: 32 outputs in four vectors, two K rows per
+    /// step into two sets of accumulators (two independent FMA chains),
+    /// summed at the end; `$load(ptr)` reads 8 weights as f32.
     ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `a.len() >= k`, `panel.len() >= 32·k`,
-    /// `dst.len() >= 32`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn panel_product_32_f32(k: usize, a: &[f32], panel: &[f32], dst: &mut [f32]) {
-        let (ap, bp) = (a.as_ptr(), panel.as_ptr());
-        let mut even = [_mm256_setzero_ps(); 4];
-        let mut odd = [_mm256_setzero_ps(); 4];
-        let mut kk = 0;
-        while kk + 2 <= k {
-            let (s0, s1) = (_mm256_set1_ps(*ap.add(kk)), _mm256_set1_ps(*ap.add(kk + 1)));
-            let row = bp.add(kk * 32);
-            for t in 0..4 {
-                even[t] = _mm256_fmadd_ps(s0, _mm256_loadu_ps(row.add(t * 8)), even[t]);
-                odd[t] = _mm256_fmadd_ps(s1, _mm256_loadu_ps(row.add(32 + t * 8)), odd[t]);
+    /// Safety of the generated fn: the CPU must have the target features;
+    /// `a.len() >= k`, `panel.len() >= 32·k`, `dst.len() >= 32`.
+    macro_rules! panel_product_32 {
+        ($name:ident, $t:ty, $features:literal, $load:expr) => {
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(k: usize, a: &[f32], panel: &[$t], dst: &mut [f32]) {
+                let (ap, bp) = (a.as_ptr(), panel.as_ptr());
+                let load = $load;
+                let mut even = [_mm256_setzero_ps(); 4];
+                let mut odd = [_mm256_setzero_ps(); 4];
+                let mut kk = 0;
+                while kk + 2 <= k {
+                    let (s0, s1) = (_mm256_set1_ps(*ap.add(kk)), _mm256_set1_ps(*ap.add(kk + 1)));
+                    let row = bp.add(kk * 32);
+                    for t in 0..4 {
+                        even[t] = _mm256_fmadd_ps(s0, load(row.add(t * 8)), even[t]);
+                        odd[t] = _mm256_fmadd_ps(s1, load(row.add(32 + t * 8)), odd[t]);
+                    }
+                    kk += 2;
+                }
+                if kk < k {
+                    let s = _mm256_set1_ps(*ap.add(kk));
+                    let row = bp.add(kk * 32);
+                    for (t, acc) in even.iter_mut().enumerate() {
+                        *acc = _mm256_fmadd_ps(s, load(row.add(t * 8)), *acc);
+                    }
+                }
+                for t in 0..4 {
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(t * 8), _mm256_add_ps(even[t], odd[t]));
+                }
             }
-            kk += 2;
-        }
-        if kk < k {
-            let s = _mm256_set1_ps(*ap.add(kk));
-            let row = bp.add(kk * 32);
-            for (t, acc) in even.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(s, _mm256_loadu_ps(row.add(t * 8)), *acc);
-            }
-        }
-        for t in 0..4 {
-            _mm256_storeu_ps(dst.as_mut_ptr().add(t * 8), _mm256_add_ps(even[t], odd[t]));
-        }
+        };
     }
 
-    /// 32 outputs in four vectors, two K rows per step into two sets of
-    /// accumulators (two independent FMA chains), summed at the end.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `a.len() >= k`,
-    /// `panel.len() >= 32·k`, `dst.len() >= 32`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn panel_product_32_f16(k: usize, a: &[f32], panel: &[f16], dst: &mut [f32]) {
-        let (ap, bp) = (a.as_ptr(), panel.as_ptr() as *const u16);
-        macro_rules! load {
-            ($p:expr) => {
-                _mm256_cvtph_ps(_mm_loadu_si128($p as *const __m128i))
-            };
-        }
-        let mut even = [_mm256_setzero_ps(); 4];
-        let mut odd = [_mm256_setzero_ps(); 4];
-        let mut kk = 0;
-        while kk + 2 <= k {
-            let (s0, s1) = (_mm256_set1_ps(*ap.add(kk)), _mm256_set1_ps(*ap.add(kk + 1)));
-            let row = bp.add(kk * 32);
-            for t in 0..4 {
-                even[t] = _mm256_fmadd_ps(s0, load!(row.add(t * 8)), even[t]);
-                odd[t] = _mm256_fmadd_ps(s1, load!(row.add(32 + t * 8)), odd[t]);
-            }
-            kk += 2;
-        }
-        if kk < k {
-            let s = _mm256_set1_ps(*ap.add(kk));
-            let row = bp.add(kk * 32);
-            for (t, acc) in even.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(s, load!(row.add(t * 8)), *acc);
-            }
-        }
-        for t in 0..4 {
-            _mm256_storeu_ps(dst.as_mut_ptr().add(t * 8), _mm256_add_ps(even[t], odd[t]));
-        }
-    }
+    panel_product_32!(panel_product_32_f32, f32, "avx2,fma", |p: *const f32| {
+        _mm256_loadu_ps(p)
+    });
+    panel_product_32!(
+        panel_product_32_f16,
+        f16,
+        "avx2,fma,f16c",
+        |p: *const f16| { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    );
 }

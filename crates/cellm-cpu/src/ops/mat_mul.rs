@@ -19,8 +19,12 @@ use half::f16;
 pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let a = input(inputs, 0).context("MatMul input A")?;
     let b = input(inputs, 1).context("MatMul input B")?;
-    if a.dtype() == DType::F32 && b.dtype() == DType::F32 && b.layout() != Layout::RowMajor {
-        // Panel-stored f32 weights (CPU plans): the panel kernels.
+    let f16_weight = b.dtype() == DType::F16;
+    let f32_panels = b.dtype() == DType::F32 && b.layout() != Layout::RowMajor;
+    if a.dtype() == DType::F32 && (f16_weight || f32_panels) {
+        // f16-stored weights (the f16_weights pass) and panel-stored weights
+        // (CPU plans): a 2-D B goes to the weight kernels, which read halves
+        // and panels in place; other shapes widen B first.
         if let ([k, n], Some((&ka, lead))) = (b.shape(), a.shape().split_last()) {
             if ka == *k && !lead.is_empty() {
                 let rows: usize = lead.iter().product();
@@ -32,19 +36,7 @@ pub fn run(_op: &MatMul, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
             }
         }
     }
-    if a.dtype() == DType::F32 && b.dtype() == DType::F16 {
-        // f16-stored weights: a 2-D B (the form the f16_weights pass makes)
-        // is read as halves inside the GEMM; other shapes widen B first.
-        if let ([k, n], Some((&ka, lead))) = (b.shape(), a.shape().split_last()) {
-            if ka == *k && !lead.is_empty() {
-                let rows: usize = lead.iter().product();
-                let mut c = vec![0f32; rows * n];
-                weight_gemm(rows, *k, *n, a.view::<f32>()?, b, &mut c, "MatMul B")?;
-                let mut shape = lead.to_vec();
-                shape.push(*n);
-                return Ok(vec![Tensor::from_vec(shape, c)]);
-            }
-        }
+    if a.dtype() == DType::F32 && f16_weight {
         let mut wide = vec![0f32; b.len()];
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(
             b.to_row_major().view::<f16>()?,
@@ -513,32 +505,52 @@ pub(crate) fn gemm_widened(
                 widen(j0, w, row0 + r, dst);
             }
         });
-        // SAFETY: A is m×k, the panel k×w, and C's columns j0..j0+w of its
-        // m rows (stride n) lie inside c (asserted above).
-        unsafe {
-            gemm::gemm(
-                m,
-                w,
-                k,
-                c.as_mut_ptr().add(j0),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                k as isize,
-                wide.as_ptr(),
-                1,
-                w as isize,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
-        }
+        gemm_columns(m, k, n, a, wide, w, j0, c);
         j0 += w;
+    }
+}
+
+/// C's columns j0..j0+w (C row-major m×n) = A[m, k]·P for a k×w matrix P
+/// with row stride `p_stride` (≥ w), through the f32 GEMM on all threads.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_columns(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    p: &[f32],
+    p_stride: usize,
+    j0: usize,
+    c: &mut [f32],
+) {
+    let w = p_stride.min(n - j0);
+    assert!(a.len() >= m * k && c.len() >= m * n && j0 + w <= n);
+    assert!(k == 0 || p.len() >= (k - 1) * p_stride + w);
+    // SAFETY: A is m×k (row stride k), P k×w (row stride p_stride) and C's
+    // columns j0..j0+w of its m rows (row stride n) lie inside the slices
+    // (asserted above).
+    unsafe {
+        gemm::gemm(
+            m,
+            w,
+            k,
+            c.as_mut_ptr().add(j0),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            p.as_ptr(),
+            1,
+            p_stride as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
     }
 }
 
