@@ -27,10 +27,13 @@ const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 
 /// WGSL pieces several kernels share, pasted where a kernel says
 /// `//#include NAME` (after its bindings, whose accessors they may use).
-const SNIPPETS: &[(&str, &str)] = &[(
-    "attention_merge",
-    include_str!("../../../shaders/attention_merge.wgsl"),
-)];
+const SNIPPETS: &[(&str, &str)] = &[
+    (
+        "attention_merge",
+        include_str!("../../../shaders/attention_merge.wgsl"),
+    ),
+    ("div_rn", include_str!("../../../shaders/div_rn.wgsl")),
+];
 
 macro_rules! kernels {
     ($($name:literal),* $(,)?) => {

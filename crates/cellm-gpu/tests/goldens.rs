@@ -23,70 +23,8 @@ fn gpu_split(g: Graph) -> Option<Runner> {
     session(g, Mode::Split1MiB)
 }
 
-#[test]
-fn micro_vision_fp32() {
-    vision("micro", "", "golden", F32_TOL, &gpu);
-}
-#[test]
-fn micro_embed_fp32() {
-    embed("micro", "", "golden", F32_TOL, &gpu);
-}
-#[test]
-fn micro_decoder_fp32() {
-    decoder(
-        "micro",
-        "onnx/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &gpu,
-    );
-}
-#[test]
-fn micro_torchscript_decoder_fp32() {
-    decoder(
-        "micro",
-        "onnx_torchscript/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &gpu,
-    );
-}
-#[test]
-fn micro_vision_fp16() {
-    vision("micro", "_fp16", "golden_fp16", F16_TOL, &gpu);
-}
-#[test]
-fn micro_embed_fp16() {
-    embed("micro", "_fp16", "golden_fp16", F16_TOL, &gpu);
-}
-#[test]
-fn micro_decoder_fp16() {
-    decoder(
-        "micro",
-        "onnx/decoder_model_merged_fp16.onnx",
-        "golden_fp16",
-        F16_TOL,
-        &gpu,
-    );
-}
-#[test]
-fn tiny_vision_fp32() {
-    vision("tiny", "", "golden", F32_TOL, &gpu);
-}
-#[test]
-fn tiny_embed_fp32() {
-    embed("tiny", "", "golden", F32_TOL, &gpu);
-}
-#[test]
-fn tiny_decoder_fp32() {
-    decoder(
-        "tiny",
-        "onnx/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &gpu,
-    );
-}
+cellm_testkit::float_golden_tests!(gpu);
+
 #[test]
 fn micro_vision_fp16_packed() {
     vision("micro", "_fp16", "golden_fp16", F16_TOL, &gpu_packed_f16);

@@ -2,28 +2,18 @@
 //! variant against onnxruntime's outputs for that same variant
 //! (`golden_<variant>/`), vision, embed and decoder (greedy tokens must be
 //! identical). The quantized ops run as device kernels (the test fails if any
-//! of them falls back to the host), with packed weights kept packed.
-//!
-//! Tolerances are the CPU quant goldens' (crates/cellm-run/tests/goldens_quant.rs,
-//! which justifies them): 1e-3·max(1, max|ref|) (issue 7); q4f16 5e-3 (f16
-//! compute: one f16 ulp at |x| in [8, 16) is 6e-4 of these outputs' scale and
-//! rounding order differs); the int8/uint8 vision encoder 2e-2 (30 dynamic
-//! quantizations in a row: a last-bit float difference upstream flips an
-//! 8-bit code and the flips grow through the chain; onnxruntime itself is
-//! 9.2e-2 from its own golden with graph optimizations off).
-//! `embed_tokens_q4` / `_bnb4` are not exported (the float file is used).
+//! of them falls back to the host), with packed weights kept packed. Cases
+//! and tolerances (with their reasons): `cellm_testkit::quant_goldens`, shared
+//! with the CPU's (crates/cellm-run/tests/goldens_quant.rs).
 
 mod common;
 
 use cellm_gpu::{GpuSession, SessionOptions};
 use cellm_ir::Graph;
-use cellm_testkit::{decoder, embed, load, vision, Runner};
+use cellm_testkit::quant_goldens::{Q4F16_TOL, QUANT_TOL};
+use cellm_testkit::{decoder, load, Runner};
 use std::cell::RefCell;
 use std::sync::Arc;
-
-const QUANT_TOL: f64 = 1e-3;
-const Q4F16_TOL: f64 = 5e-3;
-const DYNAMIC_VISION_TOL: f64 = 2e-2;
 
 /// Ops that must run on the device in these graphs.
 const QUANT_OPS: [&str; 8] = [
@@ -76,87 +66,7 @@ fn gpu_packed_f16(g: Graph) -> Option<Runner> {
     .map(runner)
 }
 
-macro_rules! variant {
-    ($vision:ident, $embed:ident, $decoder:ident, $suffix:literal, $embed_suffix:literal,
-     $vision_tol:expr, $tol:expr) => {
-        #[test]
-        fn $vision() {
-            vision(
-                "micro",
-                $suffix,
-                concat!("golden", $suffix),
-                $vision_tol,
-                &gpu,
-            );
-        }
-        #[test]
-        fn $embed() {
-            embed(
-                "micro",
-                $embed_suffix,
-                concat!("golden", $suffix),
-                $tol,
-                &gpu,
-            );
-        }
-        #[test]
-        fn $decoder() {
-            decoder(
-                "micro",
-                concat!("onnx/decoder_model_merged", $suffix, ".onnx"),
-                concat!("golden", $suffix),
-                $tol,
-                &gpu,
-            );
-        }
-    };
-}
-
-variant!(
-    micro_vision_q4,
-    micro_embed_q4,
-    micro_decoder_q4,
-    "_q4",
-    "",
-    QUANT_TOL,
-    QUANT_TOL
-);
-variant!(
-    micro_vision_q4f16,
-    micro_embed_q4f16,
-    micro_decoder_q4f16,
-    "_q4f16",
-    "_q4f16",
-    Q4F16_TOL,
-    Q4F16_TOL
-);
-variant!(
-    micro_vision_int8,
-    micro_embed_int8,
-    micro_decoder_int8,
-    "_int8",
-    "_int8",
-    DYNAMIC_VISION_TOL,
-    QUANT_TOL
-);
-variant!(
-    micro_vision_uint8,
-    micro_embed_uint8,
-    micro_decoder_uint8,
-    "_uint8",
-    "_uint8",
-    DYNAMIC_VISION_TOL,
-    QUANT_TOL
-);
-variant!(
-    micro_vision_bnb4,
-    micro_embed_bnb4,
-    micro_decoder_bnb4,
-    "_bnb4",
-    "",
-    QUANT_TOL,
-    QUANT_TOL
-);
+cellm_testkit::quant_golden_tests!(gpu);
 
 /// q4f16 with SHADER_F16 ignored: f16 activations and scales as packed halves.
 #[test]

@@ -3,7 +3,7 @@
 //! compared with the onnxruntime outputs. Harness and tolerances: `cellm_testkit`.
 
 use cellm_ir::Graph;
-use cellm_testkit::{decoder, embed, vision, Runner, F16_TOL, F32_TOL};
+use cellm_testkit::Runner;
 
 /// Optimises (the passes must never grow a graph), then runs on the CPU.
 fn optimised_cpu(mut g: Graph) -> Option<Runner> {
@@ -21,67 +21,22 @@ fn optimised_cpu(mut g: Graph) -> Option<Runner> {
     Some(Box::new(move |inputs| cellm_cpu::run(&g, inputs)))
 }
 
-#[test]
-fn micro_vision_fp32() {
-    vision("micro", "", "golden", F32_TOL, &optimised_cpu);
-}
-#[test]
-fn micro_embed_fp32() {
-    embed("micro", "", "golden", F32_TOL, &optimised_cpu);
-}
-#[test]
-fn micro_decoder_fp32() {
-    decoder(
-        "micro",
-        "onnx/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &optimised_cpu,
-    );
-}
-#[test]
-fn micro_torchscript_decoder_fp32() {
-    decoder(
-        "micro",
-        "onnx_torchscript/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &optimised_cpu,
-    );
-}
-#[test]
-fn micro_vision_fp16() {
-    vision("micro", "_fp16", "golden_fp16", F16_TOL, &optimised_cpu);
-}
-#[test]
-fn micro_embed_fp16() {
-    embed("micro", "_fp16", "golden_fp16", F16_TOL, &optimised_cpu);
-}
-#[test]
-fn micro_decoder_fp16() {
-    decoder(
-        "micro",
-        "onnx/decoder_model_merged_fp16.onnx",
-        "golden_fp16",
-        F16_TOL,
-        &optimised_cpu,
-    );
-}
-#[test]
-fn tiny_vision_fp32() {
-    vision("tiny", "", "golden", F32_TOL, &optimised_cpu);
-}
-#[test]
-fn tiny_embed_fp32() {
-    embed("tiny", "", "golden", F32_TOL, &optimised_cpu);
-}
-#[test]
-fn tiny_decoder_fp32() {
-    decoder(
-        "tiny",
-        "onnx/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &optimised_cpu,
-    );
+cellm_testkit::float_golden_tests!(optimised_cpu);
+
+/// The CPU plans' form: the passes, then the decoder weights in column panels
+/// (`weight_panels`, which the runtime applies to every CPU plan), so the
+/// panel GEMV and GEMM paths meet onnxruntime's outputs too.
+mod panels {
+    use cellm_ir::Graph;
+    use cellm_testkit::Runner;
+
+    fn optimised_cpu_panels(mut g: Graph) -> Option<Runner> {
+        cellm_opt::optimize(&mut g).unwrap_or_else(|e| panic!("{}: {e:#}", g.name));
+        let n = cellm_opt::passes::weight_panels::apply(&mut g)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", g.name));
+        println!("{n} weights in panels");
+        Some(Box::new(move |inputs| cellm_cpu::run(&g, inputs)))
+    }
+
+    cellm_testkit::float_golden_tests!(optimised_cpu_panels);
 }

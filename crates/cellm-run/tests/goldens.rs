@@ -3,76 +3,13 @@
 //! Harness and tolerances: `cellm_testkit`.
 
 use cellm_ir::Graph;
-use cellm_testkit::{decoder, embed, fixture, vision, Runner, F16_TOL, F32_TOL};
+use cellm_testkit::{fixture, Runner};
 
 fn cpu(g: Graph) -> Option<Runner> {
     Some(Box::new(move |inputs| cellm_cpu::run(&g, inputs)))
 }
 
-#[test]
-fn micro_vision_fp32() {
-    vision("micro", "", "golden", F32_TOL, &cpu);
-}
-#[test]
-fn micro_embed_fp32() {
-    embed("micro", "", "golden", F32_TOL, &cpu);
-}
-#[test]
-fn micro_decoder_fp32() {
-    decoder(
-        "micro",
-        "onnx/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &cpu,
-    );
-}
-#[test]
-fn micro_torchscript_decoder_fp32() {
-    decoder(
-        "micro",
-        "onnx_torchscript/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &cpu,
-    );
-}
-#[test]
-fn micro_vision_fp16() {
-    vision("micro", "_fp16", "golden_fp16", F16_TOL, &cpu);
-}
-#[test]
-fn micro_embed_fp16() {
-    embed("micro", "_fp16", "golden_fp16", F16_TOL, &cpu);
-}
-#[test]
-fn micro_decoder_fp16() {
-    decoder(
-        "micro",
-        "onnx/decoder_model_merged_fp16.onnx",
-        "golden_fp16",
-        F16_TOL,
-        &cpu,
-    );
-}
-#[test]
-fn tiny_vision_fp32() {
-    vision("tiny", "", "golden", F32_TOL, &cpu);
-}
-#[test]
-fn tiny_embed_fp32() {
-    embed("tiny", "", "golden", F32_TOL, &cpu);
-}
-#[test]
-fn tiny_decoder_fp32() {
-    decoder(
-        "tiny",
-        "onnx/decoder_model_merged.onnx",
-        "golden",
-        F32_TOL,
-        &cpu,
-    );
-}
+cellm_testkit::float_golden_tests!(cpu);
 
 /// Guards the fixture lookup itself: without the files every test above would fail loudly,
 /// but this names the cause.

@@ -8,6 +8,7 @@
 //! fp16 graphs ≤ 2e-2·max(1, max|ort|) — one f16 ulp at |x| ≈ 16 is 1.6e-2.
 //! Greedy tokens must be identical.
 
+pub mod quant_goldens;
 pub mod random_programs;
 
 use anyhow::Result;
@@ -344,4 +345,58 @@ pub fn decoder(size: &str, file: &str, dir: &str, tol: f64, prepare: Prepare) {
     }
     c.equal_i64("greedy tokens", &tokens, &want_tokens);
     c.finish(&name);
+}
+
+/// The float fixtures' whole-graph goldens as `#[test]`s run by `$runner` (a
+/// [`Prepare`] function): micro vision, embed and decoder (builder and
+/// torchscript exports) in fp32, the fp16 exports, and the tiny size, within
+/// [`F32_TOL`] / [`F16_TOL`]. Each backend's suite adds its own cases.
+#[macro_export]
+macro_rules! float_golden_tests {
+    ($runner:path) => {
+        #[test]
+        fn micro_vision_fp32() {
+            $crate::vision("micro", "", "golden", $crate::F32_TOL, &$runner);
+        }
+        #[test]
+        fn micro_embed_fp32() {
+            $crate::embed("micro", "", "golden", $crate::F32_TOL, &$runner);
+        }
+        #[test]
+        fn micro_decoder_fp32() {
+            let file = "onnx/decoder_model_merged.onnx";
+            $crate::decoder("micro", file, "golden", $crate::F32_TOL, &$runner);
+        }
+        #[test]
+        fn micro_torchscript_decoder_fp32() {
+            let file = "onnx_torchscript/decoder_model_merged.onnx";
+            $crate::decoder("micro", file, "golden", $crate::F32_TOL, &$runner);
+        }
+        #[test]
+        fn micro_vision_fp16() {
+            $crate::vision("micro", "_fp16", "golden_fp16", $crate::F16_TOL, &$runner);
+        }
+        #[test]
+        fn micro_embed_fp16() {
+            $crate::embed("micro", "_fp16", "golden_fp16", $crate::F16_TOL, &$runner);
+        }
+        #[test]
+        fn micro_decoder_fp16() {
+            let file = "onnx/decoder_model_merged_fp16.onnx";
+            $crate::decoder("micro", file, "golden_fp16", $crate::F16_TOL, &$runner);
+        }
+        #[test]
+        fn tiny_vision_fp32() {
+            $crate::vision("tiny", "", "golden", $crate::F32_TOL, &$runner);
+        }
+        #[test]
+        fn tiny_embed_fp32() {
+            $crate::embed("tiny", "", "golden", $crate::F32_TOL, &$runner);
+        }
+        #[test]
+        fn tiny_decoder_fp32() {
+            let file = "onnx/decoder_model_merged.onnx";
+            $crate::decoder("tiny", file, "golden", $crate::F32_TOL, &$runner);
+        }
+    };
 }

@@ -6,48 +6,8 @@
 use super::common::{f32_values, input};
 use super::mat_mul_n_bits::matmul_dense;
 use anyhow::{bail, Context, Result};
-use cellm_ir::ops::{Bnb4Type, MatMulBnb4};
+use cellm_ir::ops::MatMulBnb4;
 use cellm_ir::{DType, Tensor};
-
-/// bitsandbytes' FP4 code book (as in onnxruntime's blockwise_quant_block_bnb4.h).
-const FP4: [f32; 16] = [
-    0.0,
-    0.005_208_333_3,
-    0.666_666_7,
-    1.0,
-    0.333_333_34,
-    0.5,
-    0.166_666_67,
-    0.25,
-    -0.0,
-    -0.005_208_333_3,
-    -0.666_666_7,
-    -1.0,
-    -0.333_333_34,
-    -0.5,
-    -0.166_666_67,
-    -0.25,
-];
-
-/// bitsandbytes' NF4 code book.
-const NF4: [f32; 16] = [
-    -1.0,
-    -0.696_192_8,
-    -0.525_073_05,
-    -0.394_917_5,
-    -0.284_441_38,
-    -0.184_773_43,
-    -0.091_050_036,
-    0.0,
-    0.079_580_3,
-    0.160_930_2,
-    0.246_112_3,
-    0.337_915_24,
-    0.440_709_83,
-    0.562_617,
-    0.722_956_84,
-    1.0,
-];
 
 /// Dense [K, N] weights from the packed codes.
 pub fn dequantize(op: &MatMulBnb4, b: &Tensor, absmax: &Tensor) -> Result<Vec<f32>> {
@@ -71,10 +31,7 @@ pub fn dequantize(op: &MatMulBnb4, b: &Tensor, absmax: &Tensor) -> Result<Vec<f3
             absmax.shape()
         );
     }
-    let table = match op.quant_type {
-        Bnb4Type::Fp4 => &FP4,
-        Bnb4Type::Nf4 => &NF4,
-    };
+    let table = op.quant_type.code_book();
     let codes = b.view::<u8>()?;
     let am = f32_values(absmax, "MatMulBnb4 absmax")?;
     let mut w = vec![0f32; total];

@@ -7,49 +7,8 @@ use super::mat_mul_n_bits::GEMV_ROWS;
 use super::{infer_shapes, need_float, u32_of, Args};
 use crate::kernel::{DevTensor, Kern};
 use anyhow::{anyhow, bail, Result};
-use cellm_ir::ops::{Bnb4Type, MatMulBnb4};
+use cellm_ir::ops::MatMulBnb4;
 use cellm_ir::{DType, Op};
-
-/// bitsandbytes' FP4 code book (onnxruntime's blockwise_quant_block_bnb4.h;
-/// the same table as the CPU reference, which the per-op tests compare with).
-const FP4: [f32; 16] = [
-    0.0,
-    0.005_208_333_3,
-    0.666_666_7,
-    1.0,
-    0.333_333_34,
-    0.5,
-    0.166_666_67,
-    0.25,
-    -0.0,
-    -0.005_208_333_3,
-    -0.666_666_7,
-    -1.0,
-    -0.333_333_34,
-    -0.5,
-    -0.166_666_67,
-    -0.25,
-];
-
-/// bitsandbytes' NF4 code book.
-const NF4: [f32; 16] = [
-    -1.0,
-    -0.696_192_8,
-    -0.525_073_05,
-    -0.394_917_5,
-    -0.284_441_38,
-    -0.184_773_43,
-    -0.091_050_036,
-    0.0,
-    0.079_580_3,
-    0.160_930_2,
-    0.246_112_3,
-    0.337_915_24,
-    0.440_709_83,
-    0.562_617,
-    0.722_956_84,
-    1.0,
-];
 
 pub fn supported(args: &Args) -> bool {
     let float =
@@ -105,10 +64,7 @@ pub fn encode(k: &mut Kern, op: &MatMulBnb4, args: &Args) -> Result<Vec<DevTenso
     } else {
         tiles * m.div_ceil(64)
     };
-    let table = match op.quant_type {
-        Bnb4Type::Fp4 => &FP4,
-        Bnb4Type::Nf4 => &NF4,
-    };
+    let table = op.quant_type.code_book();
     let mut p = vec![
         u32_of(m, "MatMulBnb4 M")?,
         u32_of(n, "MatMulBnb4 N")?,

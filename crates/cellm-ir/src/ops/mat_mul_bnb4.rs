@@ -13,6 +13,57 @@ pub enum Bnb4Type {
     Nf4,
 }
 
+impl Bnb4Type {
+    /// The 16 values a 4-bit code stands for (before its block's absmax);
+    /// the CPU kernel and the GPU kernels' uniform read the same table.
+    pub fn code_book(self) -> &'static [f32; 16] {
+        match self {
+            Bnb4Type::Fp4 => &FP4,
+            Bnb4Type::Nf4 => &NF4,
+        }
+    }
+}
+
+/// bitsandbytes' FP4 code book (as in onnxruntime's blockwise_quant_block_bnb4.h).
+pub const FP4: [f32; 16] = [
+    0.0,
+    0.005_208_333_3,
+    0.666_666_7,
+    1.0,
+    0.333_333_34,
+    0.5,
+    0.166_666_67,
+    0.25,
+    -0.0,
+    -0.005_208_333_3,
+    -0.666_666_7,
+    -1.0,
+    -0.333_333_34,
+    -0.5,
+    -0.166_666_67,
+    -0.25,
+];
+
+/// bitsandbytes' NF4 code book.
+pub const NF4: [f32; 16] = [
+    -1.0,
+    -0.696_192_8,
+    -0.525_073_05,
+    -0.394_917_5,
+    -0.284_441_38,
+    -0.184_773_43,
+    -0.091_050_036,
+    0.0,
+    0.079_580_3,
+    0.160_930_2,
+    0.246_112_3,
+    0.337_915_24,
+    0.440_709_83,
+    0.562_617,
+    0.722_956_84,
+    1.0,
+];
+
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MatMulBnb4 {
