@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use cellm_ir::{Graph, Op};
-use cellm_runtime::backend::{optimize_for, Backend, ExecOptions, Executable};
+use cellm_runtime::backend::{compile_for, Backend, ExecOptions, Executable};
 use cellm_runtime::decoder::KvDecoder;
 use rand::{Rng, SeedableRng};
 
@@ -33,7 +33,8 @@ fn causal_attentions(g: &Graph) -> (usize, usize) {
 /// What `Executable::decoder` does, less the causal_mask pass.
 fn without_pass(file: &str, backend: &Backend) -> Result<KvDecoder> {
     let mut g = cellm_onnx::load(&fixture(file))?;
-    optimize_for(&mut g, backend)?;
+    // The plan's form (on the CPU, weights in panels), as `decoder` builds it.
+    compile_for(&mut g, backend, "f32")?;
     assert!(cellm_opt::passes::kv_cache::apply(&mut g)? > 0);
     cellm_opt::passes::last_logits::apply(&mut g, "logits")?;
     assert_eq!(causal_attentions(&g).1, 0);
