@@ -470,14 +470,43 @@ fn fused_elementwise_matches_primitive_chain() {
                 .collect();
             let ins: Vec<Option<&Tensor>> = xs.iter().map(Some).collect();
             let got = run1(Op::FusedElementwise(op.clone()), &ins).unwrap();
-            let want = fused_elementwise_slow(&op, &ins).unwrap();
-            let t = if dtype == DType::F16 { 1e-2 } else { 0.0 };
-            assert_close(
-                &got,
-                &want,
-                t,
-                &format!("case {case} {dtype} {shapes:?} {op:?}"),
+            let what = format!("case {case} {dtype} {shapes:?} {op:?}");
+            if dtype == DType::F32 {
+                let want = fused_elementwise_slow(&op, &ins).unwrap();
+                assert_close(&got, &want, 0.0, &what);
+                continue;
+            }
+            // f16: the fused kernel computes in f32 and rounds once, so the
+            // reference is the f32 chain on the same (widened) halves, rounded
+            // once: equal bit for bit. The unfused f16 chain rounds every step,
+            // and an ill-conditioned step (sqrt or a division near 0) can
+            // amplify that rounding past any fixed tolerance.
+            let wide: Vec<Tensor> = xs
+                .iter()
+                .map(|t| Tensor::from_vec(t.shape().to_vec(), t.to_f32_vec().unwrap()))
+                .collect();
+            let wide_ins: Vec<Option<&Tensor>> = wide.iter().map(Some).collect();
+            let f32_chain = fused_elementwise_slow(&op, &wide_ins).unwrap();
+            let want = Tensor::from_vec(
+                f32_chain.shape().to_vec(),
+                f32_chain
+                    .f32s()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| f16::from_f32(v))
+                    .collect::<Vec<_>>(),
             );
+            assert_close(&got, &want, 0.0, &what);
+            // And within f16 rounding of the unfused f16 chain where that
+            // chain is well conditioned (no sqrt, division or log).
+            let ill = format!("{op:?}");
+            if !["Sqrt", "Div", "Log", "Reciprocal", "Pow"]
+                .iter()
+                .any(|o| ill.contains(o))
+            {
+                let unfused = fused_elementwise_slow(&op, &ins).unwrap();
+                assert_close(&got, &unfused, 1e-2, &what);
+            }
         }
     }
 }
