@@ -12,25 +12,14 @@
 //!   causal prefill rows, with and without a key padding mask.
 
 use cellm_cpu::ops::eval;
-use cellm_ir::ops::MultiHeadAttention;
-use cellm_ir::{Op, Tensor};
+use cellm_ir::Tensor;
+use cellm_testkit::causal_gqa as gqa;
 use half::f16;
 use rand::rngs::StdRng;
 use rand::Rng;
 
 fn rng() -> StdRng {
     cellm_testkit::seeded_rng()
-}
-
-/// Causal grouped-query attention: `h` query heads over `g` key/value heads.
-fn gqa(h: usize, g: usize) -> Op {
-    Op::MultiHeadAttention(MultiHeadAttention {
-        num_heads: h,
-        scale: None,
-        mask_filter_value: -10000.0,
-        unidirectional: true,
-        kv_num_heads: Some(g),
-    })
 }
 
 fn rand_vec(r: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {

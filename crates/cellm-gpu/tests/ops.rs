@@ -12,6 +12,7 @@
 
 mod common;
 
+use cellm_testkit::causal_gqa as gqa;
 use common::op_check::{check_with, rng, In, Setup};
 
 /// Runs `op` on the GPU and the CPU and compares every output.
@@ -800,16 +801,6 @@ fn with_key_splits(splits: usize, f: impl FnOnce()) {
     cellm_gpu::ops::multi_head_attention::force_key_splits(Some(splits));
     f();
     cellm_gpu::ops::multi_head_attention::force_key_splits(None);
-}
-
-fn gqa(h: usize, g: usize) -> Op {
-    Op::MultiHeadAttention(MultiHeadAttention {
-        num_heads: h,
-        scale: None,
-        mask_filter_value: -10000.0,
-        unidirectional: true,
-        kv_num_heads: Some(g),
-    })
 }
 
 /// Split-K attention (flash decoding: key chunks per workgroup, then the

@@ -233,25 +233,38 @@ impl Tensor {
         if width == 0 {
             anyhow::bail!("panel width must be positive");
         }
-        let es = self.dtype.size();
         let layout = Layout::Panels { width };
-        let mut words = vec![0u64; (layout.stored_len(&self.shape) * es).div_ceil(8)];
-        let out = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words);
+        Ok(self.relaid(layout, k, n, width, |row_major, panel| (row_major, panel)))
+    }
+
+    /// A copy of this 2-D [k, n] tensor stored in `layout`; `order(row-major
+    /// offset, panel offset)` gives (source, destination) for each run of a
+    /// panel row, so one loop serves both directions.
+    fn relaid(
+        &self,
+        layout: Layout,
+        k: usize,
+        n: usize,
+        width: usize,
+        order: impl Fn(usize, usize) -> (usize, usize),
+    ) -> Tensor {
+        let es = self.dtype.size();
+        let len = layout.stored_len(&self.shape) * es;
+        let mut words = vec![0u64; len.div_ceil(8)];
+        let out = bytemuck::cast_slice_mut::<u64, u8>(&mut words);
         for p in 0..n.div_ceil(width) {
             let (j0, w) = (p * width, width.min(n - p * width));
             for kk in 0..k {
-                let src = (kk * n + j0) * es;
-                let dst = ((p * k + kk) * width) * es;
+                let (src, dst) = order((kk * n + j0) * es, (p * k + kk) * width * es);
                 out[dst..dst + w * es].copy_from_slice(&self.data[src..src + w * es]);
             }
         }
-        let len = layout.stored_len(&self.shape) * es;
-        Ok(Tensor {
+        Tensor {
             dtype: self.dtype,
             shape: self.shape.clone(),
             data: Bytes::from_owner(VecOwner(words)).slice(0..len),
             layout,
-        })
+        }
     }
 
     /// The stored elements of a panel-stored tensor and the panel width.
@@ -274,23 +287,10 @@ impl Tensor {
         let Layout::Panels { width } = self.layout else {
             return self.clone();
         };
-        let (k, n, es) = (self.shape[0], self.shape[1], self.dtype.size());
-        let mut words = vec![0u64; (k * n * es).div_ceil(8)];
-        let out = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words);
-        for p in 0..n.div_ceil(width) {
-            let (j0, w) = (p * width, width.min(n - p * width));
-            for kk in 0..k {
-                let src = ((p * k + kk) * width) * es;
-                let dst = (kk * n + j0) * es;
-                out[dst..dst + w * es].copy_from_slice(&self.data[src..src + w * es]);
-            }
-        }
-        Tensor {
-            dtype: self.dtype,
-            shape: self.shape.clone(),
-            data: Bytes::from_owner(VecOwner(words)).slice(0..k * n * es),
-            layout: Layout::RowMajor,
-        }
+        let (k, n) = (self.shape[0], self.shape[1]);
+        self.relaid(Layout::RowMajor, k, n, width, |row_major, panel| {
+            (panel, row_major)
+        })
     }
 
     pub fn f32s(&self) -> anyhow::Result<&[f32]> {

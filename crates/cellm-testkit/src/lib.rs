@@ -400,3 +400,15 @@ macro_rules! float_golden_tests {
         }
     };
 }
+
+/// Causal grouped-query attention: `heads` query heads over `kv_heads`
+/// key/value heads, the default scale (the decoders' attention).
+pub fn causal_gqa(heads: usize, kv_heads: usize) -> cellm_ir::Op {
+    cellm_ir::Op::MultiHeadAttention(cellm_ir::ops::MultiHeadAttention {
+        num_heads: heads,
+        scale: None,
+        mask_filter_value: -10000.0,
+        unidirectional: true,
+        kv_num_heads: Some(kv_heads),
+    })
+}
