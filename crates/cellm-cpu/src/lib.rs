@@ -1,6 +1,7 @@
 //! The CPU reference interpreter: runs a graph node by node with obviously
 //! correct kernels. Other backends are tested against it.
 
+pub mod attention_rows;
 pub mod interpreter;
 pub mod kv_cache;
 pub mod ops;

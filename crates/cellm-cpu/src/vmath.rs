@@ -331,52 +331,6 @@ multiversion! {
     }
 }
 
-multiversion! {
-    /// Attention scores of a few query rows (a decode step's query heads
-    /// that share one key/value head): `scores[r·total + t] += scale ·
-    /// q_r·k_t`, q_r = `q[r·hd..][..hd]` (`q.len() / hd` rows), k_t =
-    /// `keys[t·stride..][..hd]`.
-    pub fn add_scaled_dots(q: &[f32], hd: usize, keys: &[f32], stride: usize, total: usize, scale: f32, scores: &mut [f32]) {
-        let rows = q.len() / hd.max(1);
-        for t in 0..total {
-            let k = &keys[t * stride..t * stride + hd];
-            for r in 0..rows {
-                let qr = &q[r * hd..(r + 1) * hd];
-                let mut acc = [0f32; LANES];
-                let (mut qc, mut kc) = (qr.chunks_exact(LANES), k.chunks_exact(LANES));
-                for (a, b) in (&mut qc).zip(&mut kc) {
-                    for l in 0..LANES {
-                        acc[l] = mad::<FMA>(a[l], b[l], acc[l]);
-                    }
-                }
-                let mut dot: f32 = acc.iter().sum();
-                for (a, b) in qc.remainder().iter().zip(kc.remainder()) {
-                    dot = mad::<FMA>(*a, *b, dot);
-                }
-                scores[r * total + t] += scale * dot;
-            }
-        }
-    }
-}
-
-multiversion! {
-    /// The weighted sums of value rows: `out[r·hv..][..hv] = Σ_t p[r·total
-    /// + t] · values[t·stride..][..hv]` for the `out.len() / hv` rows.
-    pub fn weighted_rows(p: &[f32], total: usize, values: &[f32], stride: usize, hv: usize, out: &mut [f32]) {
-        out.fill(0.0);
-        let rows = out.len() / hv.max(1);
-        for t in 0..total {
-            let v = &values[t * stride..t * stride + hv];
-            for r in 0..rows {
-                let w = p[r * total + t];
-                for (o, &x) in out[r * hv..(r + 1) * hv].iter_mut().zip(v) {
-                    *o = mad::<FMA>(w, x, *o);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

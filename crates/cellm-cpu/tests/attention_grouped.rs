@@ -1,15 +1,17 @@
 //! Grouped-query MultiHeadAttention (the decoder runtime's form) on the CPU,
 //! fresh random inputs (seed printed, CELLM_TEST_SEED replays one):
-//! - one query row (a decode step: the kernel runs each key/value head's
-//!   query heads as one product) against a naive reference written out here,
+//! - one query row (a decode step: `attention_rows` splits the keys into one
+//!   range per core, AVX2 kernels where the head size is a multiple of 8,
+//!   portable loops otherwise) against a naive reference written out here,
 //!   with a per-head attention bias, a key padding mask, both cache layouts,
 //!   1 to 4 query heads per key/value head, batch 2. Tolerance
 //!   1e-5·max(1, |ref|): the same f32 math summed in another order (≤ 300
-//!   keys, head dim ≤ 32, outputs O(1));
+//!   keys, head dim ≤ 64, outputs O(1));
 //! - f16 keys/values under an f32 query (an f16 KV cache, `--dtype f16`): the
-//!   kernel widens one key/value head at a time, so its output must equal, bit
-//!   for bit, the output for the same keys/values widened up front. Decode and
-//!   causal prefill rows, with and without a key padding mask.
+//!   kernel widens a few keys at a time, so its output must equal, bit for
+//!   bit, the output for the same keys/values widened up front. Decode and
+//!   causal prefill rows, with and without a key padding mask, one key range
+//!   and several.
 
 use cellm_cpu::ops::eval;
 use cellm_ir::Tensor;
@@ -32,6 +34,10 @@ fn decode_step_matches_naive_attention() {
     let b = 2;
     for (t, d, g, rep, bnsh) in [
         (300usize, 32usize, 3usize, 3usize, false),
+        // The decoder's head size, split over the cores.
+        (260, 64, 3, 3, false),
+        // A head size the AVX2 kernels do not take.
+        (150, 12, 2, 3, true),
         (17, 8, 2, 4, true),
         (64, 16, 1, 1, false),
         (5, 8, 4, 2, true),
@@ -135,8 +141,10 @@ type Case = (usize, usize, usize, usize, usize, usize, bool, bool);
 #[test]
 fn f16_keys_values_equal_widened_f32() {
     let mut r = rng();
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (1, 1, 70, 16, 6, 2, false, false),
+        // Several key ranges, each widened in several pieces.
+        (1, 1, 200, 64, 9, 3, false, true),
         (2, 1, 33, 8, 4, 4, true, true),
         (2, 5, 12, 8, 9, 3, false, true),
         (1, 4, 4, 32, 2, 1, true, false),

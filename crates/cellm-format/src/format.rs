@@ -156,10 +156,7 @@ impl CellmFile {
 
     fn open_inner(path: &Path, verify: bool) -> Result<CellmFile> {
         let file = std::fs::File::open(path).context("cannot open")?;
-        // SAFETY: the map is read-only; like every mmap reader we rely on the
-        // file not being truncated underneath us while it is open.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.context("cannot map")?;
-        let all = Bytes::from_owner(mmap);
+        let all = cellm_ir::hugemem::map(&file).context("cannot map")?;
         let b = &all[..];
         if b.len() < PREAMBLE {
             bail!(

@@ -5,6 +5,7 @@ pub mod dot;
 pub mod dtype;
 pub mod fsutil;
 pub mod graph;
+pub mod hugemem;
 pub mod npy;
 pub mod ops;
 pub mod shape;

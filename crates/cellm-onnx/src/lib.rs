@@ -30,7 +30,7 @@ pub const MS_OPSET: i64 = 1;
 /// Errors name the file, and the node, op type and domain where there is one.
 pub fn load(path: &Path) -> Result<Graph> {
     let name = path.display().to_string();
-    let data = tensor::map_file(path)?;
+    let data = cellm_ir::hugemem::map_file(path)?;
     load_bytes(data, &name, path.parent())
 }
 

@@ -99,7 +99,7 @@ impl<'a> TensorReader<'a> {
         let file = match self.mapped.get(&path) {
             Some(b) => b.clone(),
             None => {
-                let b = map_file(&path)?;
+                let b = cellm_ir::hugemem::map_file(&path)?;
                 self.mapped.insert(path.clone(), b.clone());
                 b
             }
@@ -117,25 +117,6 @@ impl<'a> TensorReader<'a> {
             ),
         }
     }
-}
-
-/// Maps `path` read-only; an empty file gives empty bytes (mapping zero bytes
-/// is not portable).
-pub fn map_file(path: &Path) -> Result<Bytes> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let len = file
-        .metadata()
-        .with_context(|| format!("{}: cannot stat", path.display()))?
-        .len();
-    if len == 0 {
-        return Ok(Bytes::new());
-    }
-    // SAFETY: the map is read-only; like every mmap-based loader we rely on
-    // the file not being truncated while the model is in use.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("{}: cannot mmap", path.display()))?;
-    Ok(Bytes::from_owner(map))
 }
 
 fn check_len(field: &str, got: usize, want: usize) -> Result<()> {

@@ -207,7 +207,7 @@ fn known_hashes(dir: &Path) -> HashMap<String, KnownHash> {
 }
 
 fn map_model(path: &Path, known: &mut HashMap<String, KnownHash>) -> Result<ModelFile> {
-    let data = cellm_onnx::tensor::map_file(path)?;
+    let data = cellm_ir::hugemem::map_file(path)?;
     let key = std::fs::canonicalize(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
@@ -592,7 +592,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn read_plan(path: &Path, key: &str, files: &[ModelFile]) -> Result<Vec<Graph>> {
-    let data = cellm_onnx::tensor::map_file(path)?;
+    let data = cellm_ir::hugemem::map_file(path)?;
     let n = data.len();
     if n < MAGIC.len() + 4 + 8 + 8 {
         bail!("truncated ({n} bytes)");

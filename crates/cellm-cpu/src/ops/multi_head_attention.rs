@@ -16,7 +16,7 @@
 use super::common::{f32_to_tensor, f32_values, input, opt_input};
 use super::mat_mul::sgemm_strided;
 use super::softmax::softmax_f32;
-use crate::vmath;
+use crate::attention_rows::{self, DecodeShape, KvData, KvRows, ScoreTerms};
 use anyhow::{bail, Context, Result};
 use cellm_ir::ops::MultiHeadAttention;
 use cellm_ir::{DType, Tensor};
@@ -402,14 +402,6 @@ struct Shape {
     total: usize,
 }
 
-/// Key or value elements: f32, or f16 from an f16 KV cache (widened one
-/// key/value head at a time, so a step never copies the whole cache).
-#[derive(Clone, Copy)]
-enum KvData<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-}
-
 /// A key/value input's elements: f16 read in place, other floats as f32.
 enum KvSource<'a> {
     F32(std::borrow::Cow<'a, [f32]>),
@@ -440,6 +432,19 @@ struct KvView<'a> {
 }
 
 impl KvView<'_> {
+    /// Batch row `b` as the decode kernels take it.
+    fn rows(&self, b: usize) -> KvRows<'_> {
+        let first = b * self.strides[0];
+        KvRows {
+            data: match self.data {
+                KvData::F32(d) => KvData::F32(&d[first..]),
+                KvData::F16(d) => KvData::F16(&d[first..]),
+            },
+            head_stride: self.strides[1],
+            row_stride: self.strides[2],
+        }
+    }
+
     /// The `rows` × `width` elements of (batch `b`, kv head `g`) as f32 and
     /// their row stride: in place for f32, widened into `scratch` for f16.
     fn head<'s>(
@@ -524,13 +529,13 @@ fn attend(
         .filter(|&s| s != 0.0)
         .unwrap_or(1.0 / (hd as f32).sqrt());
     let plane = seq * total;
-    // Scores start from the additive terms (bias, mask) of batch b, head h.
-    let additive = |scores: &mut [f32], b: usize, h: usize| {
-        scores.fill(0.0);
+    // Adds the additive terms (bias, mask) of batch b, head h to its scores.
+    let add_terms = |scores: &mut [f32], b: usize, h: usize| {
         if let Some((bv, b_bcast, h_bcast)) = bias {
             let bi = if *b_bcast { 0 } else { b };
             let hi = if *h_bcast { 0 } else { h };
-            scores.copy_from_slice(&bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane]);
+            let src = &bv[(bi * bias_heads(*h_bcast, heads) + hi) * plane..][..plane];
+            scores.iter_mut().zip(src).for_each(|(s, x)| *s += x);
         }
         if let Some(m) = mask {
             scores
@@ -539,28 +544,29 @@ fn attend(
                 .for_each(|(s, m)| *s += m);
         }
     };
+    let has_terms = bias.is_some() || mask.is_some();
     if seq == 1 {
-        // One query row (a decode step): a key/value head's query heads are
-        // consecutive rows of q and of the output, so each (batch, key/value
-        // head) reads its keys and values once, with plain vector loops (a
-        // GEMM call costs more than these few rows), the groups in parallel.
-        let cost = rep * total * (hd + hv);
-        crate::par::for_rows_mut(&mut out, rep * hv, cost, |first, groups| {
-            let mut scores = vec![0f32; rep * total];
-            let (mut k_wide, mut v_wide) = (Vec::new(), Vec::new());
-            for (i, out_g) in groups.chunks_exact_mut(rep * hv).enumerate() {
-                let (b, g) = ((first + i) / kv_heads, (first + i) % kv_heads);
-                let (k_bh, k_row) = k.head(b, g, total, hd, &mut k_wide);
-                let (v_bh, v_row) = v.head(b, g, total, hv, &mut v_wide);
-                for (r, row) in scores.chunks_exact_mut(total).enumerate() {
-                    additive(row, b, g * rep + r);
-                }
-                let q_g = &q[b * q_hidden + g * rep * hd..][..rep * hd];
-                vmath::add_scaled_dots(q_g, hd, k_bh, k_row, total, scale, &mut scores);
-                softmax_f32(&mut scores, total, 1);
-                vmath::weighted_rows(&scores, total, v_bh, v_row, hv, out_g);
-            }
-        });
+        // One query row per head (a decode step): see `attention_rows`.
+        let dims = DecodeShape {
+            heads,
+            kv_heads,
+            hd,
+            hv,
+            total,
+        };
+        for b in 0..batch {
+            // Seq 1: a head's scores are one row of `plane` = total.
+            let terms = |h: usize, row: &mut [f32]| add_terms(row, b, h);
+            attention_rows::decode_attention(
+                &dims,
+                &q[b * q_hidden..(b + 1) * q_hidden],
+                k.rows(b),
+                v.rows(b),
+                scale,
+                has_terms.then_some(&terms as &ScoreTerms),
+                &mut out[b * out_hidden..(b + 1) * out_hidden],
+            );
+        }
         return out;
     }
     let mut scores = vec![0f32; plane];
@@ -571,7 +577,8 @@ fn attend(
             let (k_bh, k_row) = k.head(b, g, total, hd, &mut k_wide);
             let (v_bh, v_row) = v.head(b, g, total, hv, &mut v_wide);
             for h in g * rep..(g + 1) * rep {
-                additive(&mut scores, b, h);
+                scores.fill(0.0);
+                add_terms(&mut scores, b, h);
                 let q_bh = &q[b * seq * q_hidden + h * hd..];
                 sgemm_strided(
                     seq,
