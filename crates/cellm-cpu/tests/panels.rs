@@ -1,5 +1,6 @@
 //! f16 and f32 weights in column panels (`Layout::Panels`, the CPU plans'
-//! decode weights): the panel GEMV against an f64 reference on the same
+//! decoder weights): the panel GEMV and the many-row products (f32: 6 × 16
+//! tiles and every smaller tail) against an f64 reference on the same
 //! values, the many-row path against row-major weights (for f16 bit for bit:
 //! both widen the same columns into the same GEMM), and every MatMul-family
 //! op with a panel-stored weight against the same op with the row-major one. Fresh
@@ -43,7 +44,7 @@ fn reference(m: usize, k: usize, n: usize, a: &[f32], b: &Tensor) -> (Vec<f64>, 
 }
 
 #[test]
-fn panel_gemv_matches_f64_reference() {
+fn panel_products_match_f64_reference() {
     let mut r = seeded_rng();
     for (dtype, (k, n)) in [DType::F16, DType::F32]
         .into_iter()
@@ -51,7 +52,8 @@ fn panel_gemv_matches_f64_reference() {
     {
         let b = random_tensor(&mut r, &[k, n], dtype, -1.0, 1.0);
         let packed = b.to_panels(32).unwrap();
-        for m in 1..=4 {
+        // 1-4: GEMV; 5-13: tiles of 6 rows with tails of 0 to 5 rows.
+        for m in 1..=13 {
             let a = random_tensor(&mut r, &[m, k], DType::F32, -1.0, 1.0);
             let a = a.view::<f32>().unwrap();
             let mut c = vec![f32::NAN; m * n];
@@ -91,9 +93,9 @@ fn panel_gemm_rows_equal_row_major_exactly() {
     }
 }
 
-/// f32 panels with many rows: widened copies through the f32 GEMM in column
-/// groups, against row-major weights through one GEMM call. Within 1e-5 of
-/// the largest output (the GEMM may block K differently per call).
+/// f32 panels with many rows (the tiled kernel, one FMA chain per output)
+/// against row-major weights through the f32 GEMM. Within 1e-5 of the
+/// largest output (the GEMM blocks K and sums in another order).
 #[test]
 fn f32_panel_gemm_rows_match_row_major() {
     let mut r = seeded_rng();

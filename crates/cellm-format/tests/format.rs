@@ -15,8 +15,12 @@ fn seed() -> u64 {
     s
 }
 
+/// `name` in a folder of its own, so a test that lists its folder (no
+/// temporary files left) does not see another test's write in progress.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cellm-format-test-{}", std::process::id()));
+    let d = std::env::temp_dir()
+        .join(format!("cellm-format-test-{}", std::process::id()))
+        .join(format!("{name}.d"));
     std::fs::create_dir_all(&d).expect("temp dir");
     d.join(name)
 }
