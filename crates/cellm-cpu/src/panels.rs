@@ -6,13 +6,13 @@
 //! with the panel's outputs in registers: no partial sums in memory and one
 //! sequential stream per core, which is what lets a one-row product run at
 //! memory speed. The cores take disjoint panel ranges, so nothing is summed
-//! across threads. More rows (prefill): f32 panels go through a 6 × 16 tile
-//! kernel that reads the panels as they lie, the packed B a GEMM would
-//! otherwise make for itself (measured 51-57 GMAC/s on 256 rows against
-//! 32-42 for `gemm` called per panel, and 47-56 against 27-36 on 64 rows);
-//! f16 panels widen into a row-major f32 buffer for the f32 GEMM, exactly as
-//! row-major f16 weights are widened (same buffer widths, same GEMM calls:
-//! the results are identical).
+//! across threads. More rows (prefill): a 6 × 16 tile kernel reads the
+//! panels as they lie, the packed B a GEMM would otherwise make for itself
+//! (f32, measured 51-57 GMAC/s on 256 rows against 32-42 for `gemm` called
+//! per panel, and 47-56 against 27-36 on 64 rows); f16 panels widen 8
+//! weights at a time inside it. Without AVX2 the f32 panels go through
+//! `gemm` one panel at a time and the f16 ones widen into a row-major f32
+//! buffer for it.
 
 use half::f16;
 
@@ -75,6 +75,29 @@ impl PanelWeight for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         crate::ops::mat_mul::f16_to_f32(src, dst);
     }
+    fn tiles(width: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if width == 32 && crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
+            return true;
+        }
+        false
+    }
+    fn panel_rows(
+        m: usize,
+        k: usize,
+        a: &[f32],
+        panel: &[f16],
+        width: usize,
+        dst: &mut [f32],
+        ldd: usize,
+    ) {
+        assert!(Self::tiles(width));
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `tiles` checked AVX2, FMA and F16C.
+        unsafe {
+            tiled_rows(m, k, a, panel, width, dst, ldd, avx2::tile_rows_f16)
+        };
+    }
 }
 
 impl PanelWeight for f32 {
@@ -107,20 +130,12 @@ impl PanelWeight for f32 {
         dst: &mut [f32],
         ldd: usize,
     ) {
-        assert!(Self::tiles(width) && m > 0);
-        assert!(a.len() >= m * k && panel.len() >= k * width && dst.len() >= (m - 1) * ldd + width);
+        assert!(Self::tiles(width));
         #[cfg(target_arch = "x86_64")]
-        {
-            use avx2::tile_rows;
-            let (ap, bp, cp) = (a.as_ptr(), panel.as_ptr(), dst.as_mut_ptr());
-            // SAFETY: AVX2 and FMA are present (`tiles`); the asserts bound
-            // every row read and written.
-            unsafe {
-                for half in [0, 16] {
-                    tile_rows(m, k, ap, k, bp.add(half), cp.add(half), ldd);
-                }
-            }
-        }
+        // SAFETY: `tiles` checked AVX2 and FMA.
+        unsafe {
+            tiled_rows(m, k, a, panel, width, dst, ldd, avx2::tile_rows_f32)
+        };
     }
     fn direct_gemm(
         m: usize,
@@ -137,6 +152,31 @@ impl PanelWeight for f32 {
             crate::ops::mat_mul::gemm_columns(m, k, n, a, panel, width, p * width, c);
         }
         true
+    }
+}
+
+/// Every row of C for one 32-wide panel through a tile kernel's row driver,
+/// its 16-column halves in turn.
+///
+/// Safety: the CPU must have the driver's target features.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiled_rows<T>(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    panel: &[T],
+    width: usize,
+    dst: &mut [f32],
+    ldd: usize,
+    rows: unsafe fn(usize, usize, *const f32, usize, *const T, *mut f32, usize),
+) {
+    assert!(width == 32 && m > 0);
+    assert!(a.len() >= m * k && panel.len() >= k * width && dst.len() >= (m - 1) * ldd + width);
+    let (ap, bp, cp) = (a.as_ptr(), panel.as_ptr(), dst.as_mut_ptr());
+    // The asserts bound every row read and written.
+    for half in [0, 16] {
+        rows(m, k, ap, k, bp.add(half), cp.add(half), ldd);
     }
 }
 
@@ -299,7 +339,7 @@ mod avx2 {
     /// Safety of the generated fn: the CPU must have the target features;
     /// A rows cover k, the panel 32·k, the C rows 16.
     macro_rules! panel_tile_32 {
-        ($name:ident, $t:ty, $features:literal, $load:expr) => {
+        ($name:ident, $rows:ident, $t:ty, $features:literal, $load:expr) => {
             #[target_feature(enable = $features)]
             pub unsafe fn $name<const MR: usize>(
                 k: usize,
@@ -325,42 +365,52 @@ mod avx2 {
                     _mm256_storeu_ps(dst.add(r * ldd + 8), acc_r[1]);
                 }
             }
+
+            /// Rows 0..m of C's 16 columns at `c`, in tiles of `TILE_ROWS`
+            /// rows and one smaller tile.
+            ///
+            /// Safety: as the tile, for every row.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $rows(
+                m: usize,
+                k: usize,
+                a: *const f32,
+                lda: usize,
+                b: *const $t,
+                c: *mut f32,
+                ldc: usize,
+            ) {
+                use super::TILE_ROWS;
+                let mut i = 0;
+                while i + TILE_ROWS <= m {
+                    $name::<TILE_ROWS>(k, a.add(i * lda), lda, b, c.add(i * ldc), ldc);
+                    i += TILE_ROWS;
+                }
+                let (a, c) = (a.add(i * lda), c.add(i * ldc));
+                match m - i {
+                    0 => {}
+                    1 => $name::<1>(k, a, lda, b, c, ldc),
+                    2 => $name::<2>(k, a, lda, b, c, ldc),
+                    3 => $name::<3>(k, a, lda, b, c, ldc),
+                    4 => $name::<4>(k, a, lda, b, c, ldc),
+                    _ => $name::<5>(k, a, lda, b, c, ldc),
+                }
+            }
         };
     }
 
-    panel_tile_32!(panel_tile_32_f32, f32, "avx2,fma", |p: *const f32| {
-        _mm256_loadu_ps(p)
-    });
-
-    /// Rows 0..m of C's 16 columns at `c`, in tiles of `TILE_ROWS` rows and
-    /// one smaller tile.
-    ///
-    /// Safety: as `panel_tile_32_f32`, for every row.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_rows(
-        m: usize,
-        k: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-    ) {
-        use super::TILE_ROWS;
-        let tile = panel_tile_32_f32::<TILE_ROWS>;
-        let mut i = 0;
-        while i + TILE_ROWS <= m {
-            tile(k, a.add(i * lda), lda, b, c.add(i * ldc), ldc);
-            i += TILE_ROWS;
-        }
-        let (a, c) = (a.add(i * lda), c.add(i * ldc));
-        match m - i {
-            0 => {}
-            1 => panel_tile_32_f32::<1>(k, a, lda, b, c, ldc),
-            2 => panel_tile_32_f32::<2>(k, a, lda, b, c, ldc),
-            3 => panel_tile_32_f32::<3>(k, a, lda, b, c, ldc),
-            4 => panel_tile_32_f32::<4>(k, a, lda, b, c, ldc),
-            _ => panel_tile_32_f32::<5>(k, a, lda, b, c, ldc),
-        }
-    }
+    panel_tile_32!(
+        panel_tile_32_f32,
+        tile_rows_f32,
+        f32,
+        "avx2,fma",
+        |p: *const f32| { _mm256_loadu_ps(p) }
+    );
+    panel_tile_32!(
+        panel_tile_32_f16,
+        tile_rows_f16,
+        f16,
+        "avx2,fma,f16c",
+        |p: *const f16| { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    );
 }
