@@ -11,10 +11,12 @@
 //! values, read only as the weight of MatMul-family ops
 //! (`pattern::weight_slots`) whose A is f32, the form the CPU kernels take
 //! in panels, and whose A may have few rows: no known leading dim of A above
-//! the kernels' GEMV row limit. A product of many rows (the vision encoder's
-//! 1024 patches) widens panels back for its GEMM, which costs it (1.5 → 1.8 s
-//! per image when its f32 weights were in panels). Patch: the same value,
-//! re-stored in panels; the graph's shapes and values are unchanged.
+//! the kernels' GEMV row limit. Products of many rows only (the vision
+//! encoder's 1024 patches) gain nothing from panels (its f32 weights in
+//! panels, through the many-row tile kernel: 1.82–2.08 s per image against
+//! 1.66–1.98 row-major), so they keep the model's own bytes instead of a
+//! copy. Patch: the same value, re-stored in panels; the graph's shapes and
+//! values are unchanged.
 //!
 //! Only for CPU plans: the GPU kernels read row-major weights and its upload
 //! refuses a panel-stored tensor.
