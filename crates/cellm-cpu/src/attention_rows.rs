@@ -64,13 +64,7 @@ pub fn decode_attention(
     terms: Option<&ScoreTerms>,
     out: &mut [f32],
 ) {
-    let DecodeShape {
-        heads,
-        kv_heads,
-        hd,
-        hv,
-        total,
-    } = *sh;
+    let (heads, kv_heads, hd, hv, total) = (sh.heads, sh.kv_heads, sh.hd, sh.hv, sh.total);
     assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads));
     assert!(q.len() >= heads * hd && out.len() >= heads * hv);
     for (rows, width) in [(&keys, hd), (&values, hv)] {
@@ -138,7 +132,7 @@ pub fn decode_attention(
     }
 }
 
-/// `s[h·n + (t - keys.start)] = scale·q_h·k_{t,g}` for t in `range`, n = its length.
+/// `s[h·n + (t - range.start)] = scale·q_h·k_{t,g}` for t in `range`, n = its length.
 fn key_scores(
     sh: &DecodeShape,
     q: &[f32],
@@ -147,44 +141,14 @@ fn key_scores(
     scale: f32,
     s: &mut [f32],
 ) {
-    let n = range.len();
-    let dst = ScoreDst { s, row_len: n };
-    match keys.data {
-        KvData::F32(d) => {
-            let first = range.start * keys.row_stride;
-            kernels::scores(
-                sh,
-                q,
-                &d[first..],
-                keys.head_stride,
-                keys.row_stride,
-                n,
-                scale,
-                dst,
-                0,
-            );
-        }
-        KvData::F16(d) => {
-            let mut wide = Vec::new();
-            let mut dst = dst;
-            for t0 in range.clone().step_by(WIDEN_KEYS) {
-                let m = WIDEN_KEYS.min(range.end - t0);
-                widen(d, keys, sh.kv_heads, sh.hd, t0, m, &mut wide);
-                let row = sh.kv_heads * sh.hd;
-                kernels::scores(
-                    sh,
-                    q,
-                    &wide,
-                    sh.hd,
-                    row,
-                    m,
-                    scale,
-                    dst.reborrow(),
-                    t0 - range.start,
-                );
-            }
-        }
-    }
+    let mut dst = ScoreDst {
+        s,
+        row_len: range.len(),
+    };
+    let start = range.start;
+    for_blocks(keys, sh.kv_heads, sh.hd, range, |t0, block| {
+        kernels::scores(sh, q, block, scale, dst.reborrow(), t0 - start)
+    });
 }
 
 /// `acc[h·hv..][..hv] += Σ_{t in range} p[h·total + t]·v_{t,g}`, in key order.
@@ -195,26 +159,43 @@ fn weighted_values(
     range: std::ops::Range<usize>,
     acc: &mut [f32],
 ) {
-    match values.data {
-        KvData::F32(d) => {
-            let first = range.start * values.row_stride;
-            kernels::weighted(
-                sh,
-                p,
-                range.start,
-                range.len(),
-                &d[first..],
-                values.head_stride,
-                values.row_stride,
-                acc,
-            );
-        }
+    for_blocks(values, sh.kv_heads, sh.hv, range, |t0, block| {
+        kernels::weighted(sh, p, t0, block, acc)
+    });
+}
+
+/// Calls `f(first key, block)` over the keys (or values) in `range` as f32
+/// blocks: one block where they lie for f32, a few widened keys at a time for
+/// f16.
+fn for_blocks(
+    rows: KvRows,
+    kv_heads: usize,
+    width: usize,
+    range: std::ops::Range<usize>,
+    mut f: impl FnMut(usize, Block),
+) {
+    match rows.data {
+        KvData::F32(d) => f(
+            range.start,
+            Block {
+                data: &d[range.start * rows.row_stride..],
+                head_stride: rows.head_stride,
+                row_stride: rows.row_stride,
+                n: range.len(),
+            },
+        ),
         KvData::F16(d) => {
             let mut wide = Vec::new();
             for t0 in range.clone().step_by(WIDEN_KEYS) {
                 let m = WIDEN_KEYS.min(range.end - t0);
-                widen(d, values, sh.kv_heads, sh.hv, t0, m, &mut wide);
-                kernels::weighted(sh, p, t0, m, &wide, sh.hv, sh.kv_heads * sh.hv, acc);
+                widen(d, rows, kv_heads, width, t0, m, &mut wide);
+                let block = Block {
+                    data: &wide,
+                    head_stride: width,
+                    row_stride: kv_heads * width,
+                    n: m,
+                };
+                f(t0, block);
             }
         }
     }
@@ -257,35 +238,50 @@ impl ScoreDst<'_> {
     }
 }
 
-mod kernels {
-    use super::{DecodeShape, ScoreDst};
+/// `n` keys or values as f32, the first at the start of `data`: element
+/// (kv head g, row i, d) at `g·head_stride + i·row_stride + d`.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    data: &'a [f32],
+    head_stride: usize,
+    row_stride: usize,
+    n: usize,
+}
 
-    /// Scores of `n` keys (`keys` starts at the first; element (g, i, d) at
-    /// `g·hs + i·ts + d`) for every query head, into `dst` from column `col0`.
-    #[allow(clippy::too_many_arguments)]
+impl Block<'_> {
+    /// Whether rows of `width` elements lie inside `data`.
+    fn covers(&self, kv_heads: usize, width: usize) -> bool {
+        self.n == 0
+            || self.data.len()
+                >= (kv_heads - 1) * self.head_stride + (self.n - 1) * self.row_stride + width
+    }
+}
+
+mod kernels {
+    use super::{Block, DecodeShape, ScoreDst};
+
+    /// Scores of the block's keys for every query head, into `dst` from
+    /// column `col0`.
     pub fn scores(
         sh: &DecodeShape,
         q: &[f32],
-        keys: &[f32],
-        hs: usize,
-        ts: usize,
-        n: usize,
+        keys: Block,
         scale: f32,
         dst: ScoreDst,
         col0: usize,
     ) {
         let rep = sh.heads / sh.kv_heads;
-        assert!(n == 0 || keys.len() >= (sh.kv_heads - 1) * hs + (n - 1) * ts + sh.hd);
-        assert!(dst.s.len() >= (sh.heads - 1) * dst.row_len + col0 + n);
+        assert!(keys.covers(sh.kv_heads, sh.hd));
+        assert!(dst.s.len() >= (sh.heads - 1) * dst.row_len + col0 + keys.n);
         #[cfg(target_arch = "x86_64")]
         if sh.hd.is_multiple_of(8) && crate::vmath::has_avx2() {
             // SAFETY: AVX2+FMA present; the asserts bound every access.
-            unsafe { avx2::scores(sh, rep, q, keys, hs, ts, n, scale, dst, col0) };
+            unsafe { avx2::scores(sh, rep, q, keys, scale, dst, col0) };
             return;
         }
-        for i in 0..n {
+        for i in 0..keys.n {
             for g in 0..sh.kv_heads {
-                let k = &keys[g * hs + i * ts..][..sh.hd];
+                let k = &keys.data[g * keys.head_stride + i * keys.row_stride..][..sh.hd];
                 for h in g * rep..(g + 1) * rep {
                     let dot: f32 = q[h * sh.hd..][..sh.hd]
                         .iter()
@@ -298,32 +294,22 @@ mod kernels {
         }
     }
 
-    /// `acc[h·hv..] += Σ_i p[h·total + t0 + i]·v_{i,g}` for the `n` value
-    /// rows in `values` (element (g, i, d) at `g·hs + i·ts + d`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn weighted(
-        sh: &DecodeShape,
-        p: &[f32],
-        t0: usize,
-        n: usize,
-        values: &[f32],
-        hs: usize,
-        ts: usize,
-        acc: &mut [f32],
-    ) {
+    /// `acc[h·hv..] += Σ_i p[h·total + t0 + i]·v_{i,g}` over the block's
+    /// value rows, in order.
+    pub fn weighted(sh: &DecodeShape, p: &[f32], t0: usize, values: Block, acc: &mut [f32]) {
         let rep = sh.heads / sh.kv_heads;
-        assert!(n == 0 || values.len() >= (sh.kv_heads - 1) * hs + (n - 1) * ts + sh.hv);
-        assert!(p.len() >= sh.heads * sh.total && t0 + n <= sh.total);
+        assert!(values.covers(sh.kv_heads, sh.hv));
+        assert!(p.len() >= sh.heads * sh.total && t0 + values.n <= sh.total);
         assert!(acc.len() >= sh.heads * sh.hv);
         #[cfg(target_arch = "x86_64")]
         if sh.hv.is_multiple_of(8) && crate::vmath::has_avx2() {
             // SAFETY: as above.
-            unsafe { avx2::weighted(sh, rep, p, t0, n, values, hs, ts, acc) };
+            unsafe { avx2::weighted(sh, rep, p, t0, values, acc) };
             return;
         }
-        for i in 0..n {
+        for i in 0..values.n {
             for g in 0..sh.kv_heads {
-                let v = &values[g * hs + i * ts..][..sh.hv];
+                let v = &values.data[g * values.head_stride + i * values.row_stride..][..sh.hv];
                 for h in g * rep..(g + 1) * rep {
                     let w = p[h * sh.total + t0 + i];
                     for (a, &x) in acc[h * sh.hv..(h + 1) * sh.hv].iter_mut().zip(v) {
@@ -336,7 +322,7 @@ mod kernels {
 
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
-        use super::super::{DecodeShape, ScoreDst};
+        use super::super::{Block, DecodeShape, ScoreDst};
         use std::arch::x86_64::*;
 
         /// The sum of one vector's lanes.
@@ -349,23 +335,20 @@ mod kernels {
 
         /// Safety: AVX2+FMA; `hd` a multiple of 8; bounds as asserted by the caller.
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         pub unsafe fn scores(
             sh: &DecodeShape,
             rep: usize,
             q: &[f32],
-            keys: &[f32],
-            hs: usize,
-            ts: usize,
-            n: usize,
+            keys: Block,
             scale: f32,
             dst: ScoreDst,
             col0: usize,
         ) {
-            let (qp, kp, sp) = (q.as_ptr(), keys.as_ptr(), dst.s.as_mut_ptr());
+            let (hs, ts) = (keys.head_stride, keys.row_stride);
+            let (qp, kp, sp) = (q.as_ptr(), keys.data.as_ptr(), dst.s.as_mut_ptr());
             // Key by key, heads in memory order: the cache is read front to
             // back, and the heads' dots are independent FMA chains.
-            for i in 0..n {
+            for i in 0..keys.n {
                 for g in 0..sh.kv_heads {
                     let k = kp.add(g * hs + i * ts);
                     for h in g * rep..(g + 1) * rep {
@@ -388,20 +371,17 @@ mod kernels {
 
         /// Safety: AVX2+FMA; `hv` a multiple of 8; bounds as asserted by the caller.
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         pub unsafe fn weighted(
             sh: &DecodeShape,
             rep: usize,
             p: &[f32],
             t0: usize,
-            n: usize,
-            values: &[f32],
-            hs: usize,
-            ts: usize,
+            values: Block,
             acc: &mut [f32],
         ) {
-            let (pp, vp, ap) = (p.as_ptr(), values.as_ptr(), acc.as_mut_ptr());
-            for i in 0..n {
+            let (hs, ts) = (values.head_stride, values.row_stride);
+            let (pp, vp, ap) = (p.as_ptr(), values.data.as_ptr(), acc.as_mut_ptr());
+            for i in 0..values.n {
                 for g in 0..sh.kv_heads {
                     let v = vp.add(g * hs + i * ts);
                     for h in g * rep..(g + 1) * rep {

@@ -24,28 +24,22 @@ const TILE_ROWS: usize = 6;
 /// hand-off would cost more than it saves).
 const PARALLEL_MIN: usize = 1 << 16;
 
+/// A tile kernel's row driver (`panel_tile_32!`): `(m, k, a, lda, b, c,
+/// ldc)`, rows 0..m of the 16 columns of C at `c` from the 16 panel columns
+/// at `b`. Unsafe: the CPU must have its target features (a `tile_rows`
+/// that returns it checked them) and the pointers must cover the rows.
+pub type TileRows<T> = unsafe fn(usize, usize, *const f32, usize, *const T, *mut f32, usize);
+
 /// Weight element types the panel kernels read.
 pub trait PanelWeight: Copy + Send + Sync {
     /// dst[j] = Σ_kk a[kk]·panel[kk·width + j] for one K×width panel.
     fn panel_product(k: usize, a: &[f32], panel: &[Self], width: usize, dst: &mut [f32]);
     /// f32 values of `src` into `dst`.
     fn widen(src: &[Self], dst: &mut [f32]);
-    /// Whether [`PanelWeight::panel_rows`] has a kernel for this width here.
-    fn tiles(_width: usize) -> bool {
-        false
-    }
-    /// Every row of C for one panel: `dst[i·ldd + j] = Σ_kk a[i·k + kk] ·
-    /// panel[kk·width + j]` for i < m, j < width (only where `tiles`).
-    fn panel_rows(
-        _m: usize,
-        _k: usize,
-        _a: &[f32],
-        _panel: &[Self],
-        _width: usize,
-        _dst: &mut [f32],
-        _ldd: usize,
-    ) {
-        unreachable!("no tiled kernel")
+    /// The many-row tile kernel's row driver for 32-wide panels, where this
+    /// CPU runs it.
+    fn tile_rows() -> Option<TileRows<Self>> {
+        None
     }
     /// Many-row product straight from the panels, when the type allows it.
     fn direct_gemm(
@@ -75,28 +69,12 @@ impl PanelWeight for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         crate::ops::mat_mul::f16_to_f32(src, dst);
     }
-    fn tiles(width: usize) -> bool {
+    fn tile_rows() -> Option<TileRows<f16>> {
         #[cfg(target_arch = "x86_64")]
-        if width == 32 && crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
-            return true;
+        if crate::vmath::has_avx2() && std::arch::is_x86_feature_detected!("f16c") {
+            return Some(avx2::tile_rows_f16);
         }
-        false
-    }
-    fn panel_rows(
-        m: usize,
-        k: usize,
-        a: &[f32],
-        panel: &[f16],
-        width: usize,
-        dst: &mut [f32],
-        ldd: usize,
-    ) {
-        assert!(Self::tiles(width));
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `tiles` checked AVX2, FMA and F16C.
-        unsafe {
-            tiled_rows(m, k, a, panel, width, dst, ldd, avx2::tile_rows_f16)
-        };
+        None
     }
 }
 
@@ -114,28 +92,12 @@ impl PanelWeight for f32 {
     fn widen(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(&src[..dst.len()]);
     }
-    fn tiles(width: usize) -> bool {
+    fn tile_rows() -> Option<TileRows<f32>> {
         #[cfg(target_arch = "x86_64")]
-        if width == 32 && crate::vmath::has_avx2() {
-            return true;
+        if crate::vmath::has_avx2() {
+            return Some(avx2::tile_rows_f32);
         }
-        false
-    }
-    fn panel_rows(
-        m: usize,
-        k: usize,
-        a: &[f32],
-        panel: &[f32],
-        width: usize,
-        dst: &mut [f32],
-        ldd: usize,
-    ) {
-        assert!(Self::tiles(width));
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `tiles` checked AVX2 and FMA.
-        unsafe {
-            tiled_rows(m, k, a, panel, width, dst, ldd, avx2::tile_rows_f32)
-        };
+        None
     }
     fn direct_gemm(
         m: usize,
@@ -159,7 +121,6 @@ impl PanelWeight for f32 {
 /// its 16-column halves in turn.
 ///
 /// Safety: the CPU must have the driver's target features.
-#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tiled_rows<T>(
     m: usize,
@@ -169,7 +130,7 @@ unsafe fn tiled_rows<T>(
     width: usize,
     dst: &mut [f32],
     ldd: usize,
-    rows: unsafe fn(usize, usize, *const f32, usize, *const T, *mut f32, usize),
+    rows: TileRows<T>,
 ) {
     assert!(width == 32 && m > 0);
     assert!(a.len() >= m * k && panel.len() >= k * width && dst.len() >= (m - 1) * ldd + width);
@@ -213,11 +174,15 @@ pub fn sgemm_panels<T: PanelWeight>(
     if m == 0 || n == 0 {
         return;
     }
-    let tiled = m > GEMV_MAX_ROWS && T::tiles(width);
-    if m > GEMV_MAX_ROWS && !tiled && T::direct_gemm(m, k, n, a, b, width, c) {
+    let tiled = if m > GEMV_MAX_ROWS && width == 32 {
+        T::tile_rows()
+    } else {
+        None
+    };
+    if m > GEMV_MAX_ROWS && tiled.is_none() && T::direct_gemm(m, k, n, a, b, width, c) {
         return;
     }
-    if m > GEMV_MAX_ROWS && !tiled {
+    if m > GEMV_MAX_ROWS && tiled.is_none() {
         crate::ops::mat_mul::gemm_widened(m, k, n, a, c, &|j0, w, row, dst| {
             // Columns j0..j0+w of B's row `row`: whole panels (j0 and w are
             // multiples of 64, so of any panel width dividing 64) except at N.
@@ -246,8 +211,9 @@ pub fn sgemm_panels<T: PanelWeight>(
         let cols = ps.len() * width;
         for (q, p) in ps.enumerate() {
             let panel = &b[p * k * width..(p + 1) * k * width];
-            if tiled {
-                T::panel_rows(m, k, a, panel, width, &mut out[q * width..], cols);
+            if let Some(rows) = tiled {
+                // SAFETY: `tile_rows` returned the driver, so the CPU runs it.
+                unsafe { tiled_rows(m, k, a, panel, width, &mut out[q * width..], cols, rows) };
                 continue;
             }
             for i in 0..m {
