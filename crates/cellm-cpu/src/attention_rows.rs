@@ -67,18 +67,8 @@ pub fn decode_attention(
     let (heads, kv_heads, hd, hv, total) = (sh.heads, sh.kv_heads, sh.hd, sh.hv, sh.total);
     assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads));
     assert!(q.len() >= heads * hd && out.len() >= heads * hv);
-    for (rows, width) in [(&keys, hd), (&values, hv)] {
-        let need = if total == 0 {
-            0
-        } else {
-            (kv_heads - 1) * rows.head_stride + (total - 1) * rows.row_stride + width
-        };
-        let have = match rows.data {
-            KvData::F32(d) => d.len(),
-            KvData::F16(d) => d.len(),
-        };
-        assert!(have >= need, "key/value rows too short: {have} < {need}");
-    }
+    // Key/value bounds: each kernel asserts its block covers its rows, and
+    // f16 rows are sliced as they are widened.
     let out = &mut out[..heads * hv];
     if total == 0 {
         out.fill(0.0);
